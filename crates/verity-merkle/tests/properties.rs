@@ -4,12 +4,17 @@
 //! detected in exactly the blocks it affects (no false alarms elsewhere).
 
 use proptest::prelude::*;
-use verity_merkle::{build_from_bytes, Geometry, HashAlgorithm, MerkleParams, Verifier, VerifyError};
+use verity_merkle::{
+    build_from_bytes, Geometry, HashAlgorithm, MerkleParams, Verifier, VerifyError,
+};
 
 /// Cases per property; CI runs the default (>= 10,000 over the two properties
 /// below is required), `PROPTEST_CASES` overrides it.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000)
 }
 
 fn params() -> impl Strategy<Value = MerkleParams> {
