@@ -15,6 +15,9 @@ use crate::tree::MerkleTree;
 /// Bytes of input each parallel work item covers.
 const PARALLEL_CHUNK_BYTES: usize = 4 << 20;
 
+/// Bytes read at a time: small enough to stay in the CPU cache while hashed.
+const READ_BYTES: usize = 32 << 10;
+
 /// Errors building a tree.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError<E> {
@@ -184,29 +187,34 @@ where
     let blocks_per_chunk = (PARALLEL_CHUNK_BYTES / bs).max(1);
     let work: Mutex<_> = Mutex::new(level0.chunks_mut(blocks_per_chunk * d).enumerate());
     let failure: Mutex<Option<BuildError<S::Error>>> = Mutex::new(None);
+    // Reads go through a small buffer that stays in the CPU cache while it is
+    // hashed; each work item (a slice of level 0) spans several reads.
+    let blocks_per_read = (READ_BYTES / bs).max(1);
     let worker = || {
-        let mut buf = vec![0u8; blocks_per_chunk * bs];
+        let mut buf = vec![0u8; blocks_per_read * bs];
         loop {
             if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                 return;
             }
             let item = work.lock().ok().and_then(|mut w| w.next());
             let Some((chunk, hashes)) = item else { return };
-            let first_block = (chunk * blocks_per_chunk) as u64;
-            let nblocks = hashes.len() / d;
-            let start = first_block * bs as u64;
-            let want = usize::try_from((data_size - start).min((nblocks * bs) as u64))
-                .unwrap_or(usize::MAX);
-            if let Err(e) = read_full(source, start, &mut buf[..want], data_size) {
-                if let Ok(mut f) = failure.lock() {
-                    f.get_or_insert(e);
+            let mut block = (chunk * blocks_per_chunk) as u64;
+            for outs in hashes.chunks_mut(blocks_per_read * d) {
+                let start = block * bs as u64;
+                let want = usize::try_from((data_size - start).min((outs.len() / d * bs) as u64))
+                    .unwrap_or(usize::MAX);
+                if let Err(e) = read_full(source, start, &mut buf[..want], data_size) {
+                    if let Ok(mut f) = failure.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
                 }
-                return;
-            }
-            for (i, out) in hashes.chunks_exact_mut(d).enumerate() {
-                let lo = i * bs;
-                let hi = (lo + bs).min(want);
-                hasher.hash_block_into(&buf[lo..hi], out);
+                for (i, out) in outs.chunks_exact_mut(d).enumerate() {
+                    let lo = i * bs;
+                    let hi = (lo + bs).min(want);
+                    hasher.hash_block_into(&buf[lo..hi], out);
+                }
+                block += (outs.len() / d) as u64;
             }
         }
     };
