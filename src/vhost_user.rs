@@ -3,9 +3,9 @@
 //!
 //! Queue layout: queue 0 is the high-priority queue (FORGET, INTERRUPT), queues 1.. are
 //! request queues. [`REQUEST_QUEUES`] request queues are always offered, so a frontend
-//! configured with fewer works unchanged and one configured with more fails at negotiation
-//! time in the VMM instead of hanging the guest (the VMM does not check the count when the
-//! backend offers fewer queues than the device uses).
+//! configured with fewer works unchanged. A frontend configured with more is not supported:
+//! QEMU does not compare the counts and the guest hangs (Cloud Hypervisor refuses to start),
+//! which is why the maximum is offered instead of a configurable count.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
