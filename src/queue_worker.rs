@@ -6,6 +6,7 @@
 //! cannot handle is answered with an error reply when the request expects one.
 
 use std::io::Write;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use fuse_backend_rs::abi::fuse_abi::{InHeader, OutHeader};
@@ -133,11 +134,16 @@ fn serve_chain<F: FileSystem + Sync>(
     (head, serve_request(server, mem, chain))
 }
 
-fn serve_request<F: FileSystem + Sync>(
+/// Serves one request chain whose memory handle is `M`; returns the used length.
+fn serve_request<F, M>(
     server: &Server<F>,
     mem: &GuestMemoryMmap<()>,
-    chain: Chain,
-) -> u32 {
+    chain: DescriptorChain<M>,
+) -> u32
+where
+    F: FileSystem + Sync,
+    M: Deref<Target = GuestMemoryMmap<()>> + Clone,
+{
     let reader = match Reader::from_descriptor_chain(mem, chain.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -219,6 +225,159 @@ mod tests {
         assert!(!is_known_opcode(52)); // STATX
         assert!(!is_known_opcode(u32::MAX));
         assert!(!is_known_opcode(4096)); // CUSE_INIT
+    }
+
+    use fuse_backend_rs::abi::fuse_abi::{ForgetIn, InitIn, InitOut};
+    use fuse_backend_rs::api::filesystem::FsOptions;
+    use fuse_backend_rs::passthrough::PassthroughFs;
+    use verity_fs::{CacheMode, FsConfig, VerityFs};
+    use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
+    use virtio_queue::desc::split::Descriptor as SplitDescriptor;
+    use virtio_queue::desc::RawDescriptor;
+    use virtio_queue::mock::MockSplitQueue;
+    use vm_memory::{Bytes, GuestAddress};
+
+    const MEM_SIZE: usize = 0x10_0000;
+    const QUEUE_ADDR: u64 = 0x1000;
+    const REQ_ADDR: u64 = 0x8_0000;
+    const REPLY_ADDR: u64 = 0x9_0000;
+    const REPLY_LEN: u32 = 0x1000;
+    const FUSE_INIT: u32 = 26;
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        server: Server<VerityFs<PassthroughFs<()>>>,
+        mem: GuestMemoryMmap<()>,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FsConfig {
+            shared_dir: std::fs::canonicalize(dir.path()).unwrap(),
+            cache: CacheMode::Auto,
+            xattr: false,
+        };
+        let fs = VerityFs::new(verity_fs::new_passthrough(&cfg).unwrap(), true);
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
+        Setup {
+            _dir: dir,
+            server: Server::new(fs),
+            mem,
+        }
+    }
+
+    fn header(opcode: u32, body_len: usize) -> InHeader {
+        InHeader {
+            len: u32::try_from(std::mem::size_of::<InHeader>() + body_len).unwrap(),
+            opcode,
+            unique: 0x1234,
+            nodeid: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Puts `request` in guest memory and serves a chain of one readable descriptor of
+    /// `readable_len` bytes at `readable_addr` and one writable reply descriptor.
+    fn serve(s: &Setup, request: &[u8], readable_addr: u64, readable_len: u32) -> u32 {
+        s.mem.write_slice(request, GuestAddress(REQ_ADDR)).unwrap();
+        let descs = [
+            RawDescriptor::from(SplitDescriptor::new(readable_addr, readable_len, 0, 0)),
+            RawDescriptor::from(SplitDescriptor::new(
+                REPLY_ADDR,
+                REPLY_LEN,
+                u16::try_from(VRING_DESC_F_WRITE).unwrap(),
+                0,
+            )),
+        ];
+        let queue = MockSplitQueue::create(&s.mem, GuestAddress(QUEUE_ADDR), 16);
+        let chain = queue.build_desc_chain(&descs).unwrap();
+        serve_request(&s.server, &s.mem, chain)
+    }
+
+    fn reply_header(s: &Setup) -> OutHeader {
+        s.mem.read_obj(GuestAddress(REPLY_ADDR)).unwrap()
+    }
+
+    fn request(opcode: u32, body: &[u8]) -> Vec<u8> {
+        let mut bytes = header(opcode, body.len()).as_slice().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn init_is_answered_with_read_only_flags() {
+        let s = setup();
+        let init = InitIn {
+            major: 7,
+            minor: 33,
+            max_readahead: 0x2_0000,
+            // Everything in the first flags word except INIT_EXT (which announces a second
+            // word this request does not carry).
+            flags: u32::try_from(
+                FsOptions::all().difference(FsOptions::INIT_EXT).bits() & 0xffff_ffff,
+            )
+            .unwrap(),
+        };
+        let req = request(FUSE_INIT, init.as_slice());
+        let len = serve(&s, &req, REQ_ADDR, u32::try_from(req.len()).unwrap());
+        let out = reply_header(&s);
+        assert_eq!(out.error, 0);
+        assert_eq!(out.unique, 0x1234);
+        assert_eq!(len, out.len);
+        assert_eq!(
+            usize::try_from(len).unwrap(),
+            OUT_HEADER_LEN + std::mem::size_of::<InitOut>()
+        );
+        let init_out: InitOut = s
+            .mem
+            .read_obj(GuestAddress(REPLY_ADDR + OUT_HEADER_LEN as u64))
+            .unwrap();
+        let flags = FsOptions::from_bits_truncate(u64::from(init_out.flags));
+        assert!(flags.contains(FsOptions::ASYNC_READ | FsOptions::MAX_PAGES));
+        assert!(!flags.contains(FsOptions::WRITEBACK_CACHE));
+    }
+
+    #[test]
+    fn unknown_opcodes_get_enosys_without_reaching_the_server() {
+        let s = setup();
+        for opcode in [7, 19, 50, 52, 4096, u32::MAX] {
+            let req = request(opcode, &[0u8; 16]);
+            let len = serve(&s, &req, REQ_ADDR, u32::try_from(req.len()).unwrap());
+            let out = reply_header(&s);
+            assert_eq!(len, 16, "opcode {opcode}");
+            assert_eq!(out.error, -libc::ENOSYS, "opcode {opcode}");
+            assert_eq!(out.unique, 0x1234);
+        }
+    }
+
+    #[test]
+    fn malformed_chains_are_dropped() {
+        let s = setup();
+        let req = request(FUSE_INIT, &[0u8; 16]);
+        // Readable descriptor outside guest memory.
+        assert_eq!(serve(&s, &req, MEM_SIZE as u64 + 0x1000, 64), 0);
+        // Too short for a FUSE header.
+        assert_eq!(serve(&s, &req, REQ_ADDR, 8), 0);
+    }
+
+    #[test]
+    fn truncated_body_gets_an_error_reply() {
+        let s = setup();
+        // INIT header announcing a body that is not there.
+        let req = request(FUSE_INIT, &[]);
+        let len = serve(&s, &req, REQ_ADDR, u32::try_from(req.len()).unwrap());
+        assert_eq!(len, 16);
+        assert_eq!(reply_header(&s).error, -libc::EIO);
+    }
+
+    #[test]
+    fn forget_has_no_reply() {
+        let s = setup();
+        let req = request(FUSE_FORGET, ForgetIn { nlookup: 1 }.as_slice());
+        assert_eq!(
+            serve(&s, &req, REQ_ADDR, u32::try_from(req.len()).unwrap()),
+            0
+        );
     }
 
     #[test]
