@@ -5,6 +5,7 @@ use std::io;
 
 use crate::config::ConfigError;
 use crate::logging::LogError;
+use crate::pidfile::PidFileError;
 use crate::socket::SocketError;
 
 /// Exit code for a bad command line or configuration (clap uses the same).
@@ -49,7 +50,13 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => EXIT_CONFIG,
-            Error::Socket(SocketError::BadFd { .. }) => EXIT_CONFIG,
+            // The socket options name something unusable: a configuration problem too.
+            Error::Socket(
+                SocketError::BadFd { .. }
+                | SocketError::Bind { .. }
+                | SocketError::PathInUse(_)
+                | SocketError::PidFile(PidFileError::Write { .. }),
+            ) => EXIT_CONFIG,
             _ => EXIT_RUNTIME,
         }
     }

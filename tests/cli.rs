@@ -134,6 +134,24 @@ fn missing_shared_dir_is_named() {
 }
 
 #[test]
+fn unusable_socket_path_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = format!("--shared-dir={}", dir.path().display());
+    let sock = dir.path().join("missing-dir").join("vfs.sock");
+    let out = run(&[&format!("--socket-path={}", sock.display()), &shared]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("missing-dir"),
+        "{}",
+        stderr_of(&out)
+    );
+    // An inherited fd that is not a listening socket.
+    let out = run(&["--fd=0", &shared]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("--fd=0"), "{}", stderr_of(&out));
+}
+
+#[test]
 fn explicit_namespace_sandbox_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let shared = format!("--shared-dir={}", dir.path().display());
