@@ -161,6 +161,6 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
             log::info!("frontend disconnected ({e}); exiting");
             Ok(())
         }
-        Err(e) => Err(Error::Session(e.to_string())),
+        Err(e) => Err(Error::Connection(e.to_string())),
     }
 }

@@ -40,9 +40,9 @@ pub enum Error {
     /// The vhost-user daemon failed to start.
     #[error("cannot start the vhost-user daemon: {0}")]
     StartDaemon(String),
-    /// The vhost-user session failed.
-    #[error("vhost-user session failed: {0}")]
-    Session(String),
+    /// The vhost-user connection failed.
+    #[error("vhost-user connection failed: {0}")]
+    Connection(String),
 }
 
 impl Error {

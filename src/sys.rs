@@ -101,7 +101,11 @@ pub fn adopt_listening_socket(fd: RawFd) -> io::Result<UnixListener> {
     // SAFETY: `fd` is an open, listening socket handed to this process by its launcher;
     // nothing else in the process owns it, and the caller adopts it exactly once, so the
     // returned `UnixListener` becomes its sole owner.
-    Ok(unsafe { UnixListener::from_raw_fd(fd) })
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
+    // A launcher may hand over a non-blocking socket; vhost-user-backend's accept loop
+    // expects a blocking one (it retries immediately on EAGAIN).
+    listener.set_nonblocking(false)?;
+    Ok(listener)
 }
 
 /// The set of termination signals handled by the signal thread.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-//! Errno helpers: the one place where this layer turns a decision into an `io::Error`.
+//! Errno constructors: the one place where this layer turns a decision into an `io::Error`.
 
 use std::io;
 
@@ -36,7 +36,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn helpers_carry_the_errno() {
+    fn constructors_carry_the_errno() {
         assert_eq!(erofs().raw_os_error(), Some(libc::EROFS));
         assert_eq!(enosys().raw_os_error(), Some(libc::ENOSYS));
         assert_eq!(enotty().raw_os_error(), Some(libc::ENOTTY));

@@ -54,7 +54,7 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
     type Inode = F::Inode;
     type Handle = F::Handle;
 
-    // ---- session ------------------------------------------------------------------------
+    // ---- lifecycle ----------------------------------------------------------------------
 
     fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
         negotiate_init(capable, self.readdirplus, |c| self.inner.init(c))
