@@ -1,2 +1,77 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-fn main() {}
+//! verityfsd: a read-only virtio-fs vhost-user backend.
+//!
+//! `main` parses the command line, validates it into a [`config::DaemonConfig`], and runs the
+//! daemon; errors become one message and an exit code (2 for bad CLI or configuration, 1 for
+//! runtime failures).
+
+mod cli;
+mod config;
+mod daemon;
+mod error;
+mod logging;
+mod pidfile;
+mod queue_worker;
+mod ratelimit;
+mod socket;
+mod sys;
+mod vhost_user;
+mod worker_pool;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Args;
+use crate::config::DaemonConfig;
+use crate::error::{Error, EXIT_CONFIG};
+
+/// The vhost-user backend capability document (vhost-user "backend program conventions"),
+/// printed by `--print-capabilities` for libvirt.
+const CAPABILITIES_JSON: &str = "{\n  \"type\": \"fs\",\n  \"features\": []\n}";
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_capabilities {
+        println!("{CAPABILITIES_JSON}");
+        return ExitCode::SUCCESS;
+    }
+    let log_cfg = config::LogConfig {
+        level: args.log_level,
+        syslog: args.syslog,
+    };
+    let cfg = match DaemonConfig::try_from(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("verityfsd: {}", error_chain(&Error::from(e)));
+            return exit_code(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = logging::init(log_cfg) {
+        eprintln!("verityfsd: {}", error_chain(&Error::from(e)));
+        return exit_code(error::EXIT_RUNTIME);
+    }
+    match daemon::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{}", error_chain(&e));
+            exit_code(e.exit_code())
+        }
+    }
+}
+
+/// "outer: cause: cause" for an error and its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

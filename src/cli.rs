@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! Command-line arguments (clap derive lives only here).
+//!
+//! Option names and meanings follow upstream virtiofsd where the meaning is the same. There
+//! is deliberately no `-o` compatibility syntax and no "last occurrence wins": giving an option
+//! twice is an error (see CVE-2026-44210, where an appended `-o source=/` replaced the shared
+//! directory).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use log::LevelFilter;
+
+/// Guest caching policy (`--cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheArg {
+    /// Close-to-open consistency, metadata valid for 1 s.
+    Auto,
+    /// Keep data and metadata cached in the guest (metadata valid for 1 day).
+    Always,
+    /// No caching in the guest.
+    Never,
+    /// Cache metadata (1 day), not file data.
+    Metadata,
+}
+
+/// Sandbox mode (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxArg {
+    /// Namespaces and pivot_root into the shared directory (not implemented yet).
+    Namespace,
+    /// chroot into the shared directory (not implemented yet).
+    Chroot,
+    /// No sandbox.
+    None,
+}
+
+/// Seccomp action for forbidden syscalls (`--seccomp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeccompArg {
+    /// No seccomp filter.
+    None,
+    /// Kill the process (not implemented yet).
+    Kill,
+    /// Log the syscall (not implemented yet).
+    Log,
+    /// Send SIGSYS (not implemented yet).
+    Trap,
+}
+
+/// verityfsd: a read-only virtio-fs vhost-user backend.
+#[derive(Debug, Parser)]
+#[command(
+    name = "verityfsd",
+    version,
+    about = "Read-only virtio-fs vhost-user backend (virtiofsd-compatible options)",
+    override_usage = "verityfsd --shared-dir <SHARED_DIR> (--socket-path <SOCKET_PATH> | --fd <FD>) [OPTIONS]",
+    arg_required_else_help = true
+)]
+pub struct Args {
+    /// vhost-user UNIX socket to create and listen on (a <SOCKET_PATH>.pid file is kept next to it)
+    #[arg(long, value_name = "SOCKET_PATH", conflicts_with = "fd")]
+    pub socket_path: Option<PathBuf>,
+
+    /// Already-listening vhost-user socket file descriptor to use instead of --socket-path
+    #[arg(long, value_name = "FD")]
+    pub fd: Option<i32>,
+
+    /// Group (name or numeric id) given read/write access to the socket created by --socket-path
+    #[arg(long, value_name = "GROUP", conflicts_with = "fd")]
+    pub socket_group: Option<String>,
+
+    /// Directory to share with the guest; it is always served read-only
+    #[arg(long, value_name = "SHARED_DIR")]
+    pub shared_dir: Option<PathBuf>,
+
+    /// virtio-fs tag (at most 36 bytes) served in the device config space; most VMMs set their own
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Guest caching policy: auto (1 s metadata), always, never or metadata
+    #[arg(long, value_enum, value_name = "CACHE", default_value = "auto")]
+    pub cache: CacheArg,
+
+    /// Worker threads serving requests concurrently; 0 serves them in the queue thread
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub thread_pool_size: usize,
+
+    /// Accepted for compatibility: the share is always read-only
+    #[arg(long)]
+    pub readonly: bool,
+
+    /// Pass extended attributes through to the guest (read-only)
+    #[arg(long)]
+    pub xattr: bool,
+
+    /// Accepted for compatibility (the default); submounts are not announced separately yet
+    #[arg(long, conflicts_with = "no_announce_submounts")]
+    pub announce_submounts: bool,
+
+    /// Do not announce submounts (currently the only behaviour)
+    #[arg(long)]
+    pub no_announce_submounts: bool,
+
+    /// Log level: error, warn, info, debug, trace or off (RUST_LOG takes precedence if set)
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: LevelFilter,
+
+    /// Log to syslog (/dev/log) instead of stderr
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// Open-file limit to set; 0 leaves it unchanged [default: min(1000000, fs.nr_open)]
+    #[arg(long, value_name = "N")]
+    pub rlimit_nofile: Option<u64>,
+
+    /// Print the vhost-user backend capabilities as JSON (for libvirt) and exit
+    #[arg(long)]
+    pub print_capabilities: bool,
+
+    /// Sandbox mode: namespace, chroot or none [default: namespace]; only none is implemented
+    /// yet, pass --sandbox=none to run without one
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sandbox: Option<SandboxArg>,
+
+    /// Seccomp action: none, kill, log or trap [default: kill]; only none is implemented yet,
+    /// pass --seccomp=none to run without a filter
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub seccomp: Option<SeccompArg>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn repeated_security_options_are_refused() {
+        for (a, b) in [
+            ("--shared-dir=/a", "--shared-dir=/b"),
+            ("--socket-path=/a", "--socket-path=/b"),
+            ("--fd=3", "--fd=4"),
+            ("--sandbox=none", "--sandbox=namespace"),
+            ("--seccomp=none", "--seccomp=kill"),
+        ] {
+            let res = Args::try_parse_from(["verityfsd", a, b]);
+            assert!(res.is_err(), "{a} {b} was accepted");
+        }
+    }
+
+    #[test]
+    fn socket_path_and_fd_conflict() {
+        let res =
+            Args::try_parse_from(["verityfsd", "--socket-path=/s", "--fd=3", "--shared-dir=/"]);
+        assert!(res.is_err());
+    }
+
+    #[test]
+    fn no_compat_o_syntax() {
+        assert!(Args::try_parse_from(["verityfsd", "-o", "source=/"]).is_err());
+    }
+}

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! Validated daemon configuration: `DaemonConfig` and `TryFrom<Args>`.
+//!
+//! All checks on user input happen here, so the rest of the daemon works on plain values.
+//! Each error names the option and says how to fix it.
+
+use std::fs;
+use std::io;
+use std::os::unix::io::RawFd;
+use std::path::PathBuf;
+
+use log::LevelFilter;
+use verity_fs::{CacheMode, FsConfig};
+
+use crate::cli::{Args, CacheArg, SandboxArg, SeccompArg};
+
+/// Longest tag the virtio-fs config space holds (bytes, no terminating NUL needed).
+pub const MAX_TAG_LEN: usize = 36;
+
+/// Upper bound for `--thread-pool-size`; far above anything useful, it only catches typos.
+pub const MAX_THREAD_POOL_SIZE: usize = 1024;
+
+/// Where the vhost-user frontend connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenConfig {
+    /// Create a socket at `path` (and `<path>.pid`), optionally owned by group `gid`.
+    Socket {
+        /// Socket path.
+        path: PathBuf,
+        /// Group given access to the socket.
+        gid: Option<u32>,
+    },
+    /// Use an inherited, already-listening socket.
+    Fd(RawFd),
+}
+
+/// What to do with the open-file limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitNofile {
+    /// Raise it to min(1,000,000, fs.nr_open), like virtiofsd.
+    Default,
+    /// Leave it unchanged (`--rlimit-nofile=0`).
+    Unchanged,
+    /// Set it to this value.
+    Set(u64),
+}
+
+/// Logging setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Level (RUST_LOG still takes precedence).
+    pub level: LevelFilter,
+    /// Log to syslog instead of stderr.
+    pub syslog: bool,
+}
+
+/// Validated configuration of one daemon run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Socket to serve.
+    pub listen: ListenConfig,
+    /// Filesystem layer configuration (canonical shared directory, cache, xattr).
+    pub fs: FsConfig,
+    /// Tag served in the config space, if any.
+    pub tag: Option<String>,
+    /// Worker threads; 0 = process requests in the queue thread.
+    pub thread_pool_size: usize,
+    /// Logging.
+    pub log: LogConfig,
+    /// Open-file limit.
+    pub rlimit_nofile: RlimitNofile,
+    /// The user relied on the default `--sandbox=namespace`, which is not implemented yet.
+    pub sandbox_not_implemented: bool,
+    /// The user relied on the default `--seccomp=kill`, which is not implemented yet.
+    pub seccomp_not_implemented: bool,
+}
+
+/// Invalid command line or configuration (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither --socket-path nor --fd.
+    #[error("no vhost-user socket: pass --socket-path=PATH or --fd=FD")]
+    MissingSocket,
+    /// No --shared-dir.
+    #[error("no shared directory: pass --shared-dir=DIR")]
+    MissingSharedDir,
+    /// --shared-dir does not exist or cannot be resolved.
+    #[error(
+        "--shared-dir {path:?} cannot be used; check that the directory exists and is accessible"
+    )]
+    SharedDirUnusable {
+        /// The path as given.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// --shared-dir is not a directory.
+    #[error("--shared-dir {0:?} is not a directory; pass a directory")]
+    SharedDirNotDirectory(PathBuf),
+    /// --shared-dir resolves to a non-UTF-8 path.
+    #[error("--shared-dir {0:?} is not valid UTF-8; use a path with UTF-8 characters only")]
+    SharedDirNotUtf8(PathBuf),
+    /// --tag empty or too long.
+    #[error("--tag {tag:?} is {len} bytes; it must be 1 to {MAX_TAG_LEN} bytes")]
+    BadTag {
+        /// The tag as given.
+        tag: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// --fd negative.
+    #[error("--fd={0} is not a file descriptor; pass the number of an inherited listening socket")]
+    BadFd(RawFd),
+    /// --socket-group unknown.
+    #[error("--socket-group {0:?} is neither a numeric group id nor a group in /etc/group")]
+    UnknownGroup(String),
+    /// --thread-pool-size too large.
+    #[error("--thread-pool-size={0} is too large; use at most {MAX_THREAD_POOL_SIZE}")]
+    ThreadPoolTooLarge(usize),
+    /// An explicit sandbox mode that is not implemented.
+    #[error(
+        "--sandbox={0} is not implemented yet; pass --sandbox=none to run without a sandbox \
+         (the share is still served read-only)"
+    )]
+    SandboxNotImplemented(&'static str),
+    /// An explicit seccomp action that is not implemented.
+    #[error(
+        "--seccomp={0} is not implemented yet; pass --seccomp=none to run without a seccomp filter"
+    )]
+    SeccompNotImplemented(&'static str),
+}
+
+impl TryFrom<Args> for DaemonConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, Self::Error> {
+        let listen = match (args.socket_path, args.fd) {
+            (Some(path), None) => ListenConfig::Socket {
+                path,
+                gid: args
+                    .socket_group
+                    .as_deref()
+                    .map(resolve_group)
+                    .transpose()?,
+            },
+            (None, Some(fd)) if fd >= 0 => ListenConfig::Fd(fd),
+            (None, Some(fd)) => return Err(ConfigError::BadFd(fd)),
+            // clap already refuses both together; keep the check total anyway.
+            (Some(_), Some(_)) | (None, None) => return Err(ConfigError::MissingSocket),
+        };
+
+        let shared_dir = canonical_shared_dir(args.shared_dir)?;
+
+        if let Some(tag) = &args.tag {
+            if tag.is_empty() || tag.len() > MAX_TAG_LEN {
+                return Err(ConfigError::BadTag {
+                    tag: tag.clone(),
+                    len: tag.len(),
+                });
+            }
+        }
+
+        if args.thread_pool_size > MAX_THREAD_POOL_SIZE {
+            return Err(ConfigError::ThreadPoolTooLarge(args.thread_pool_size));
+        }
+
+        let sandbox_not_implemented = match args.sandbox {
+            None => true,
+            Some(SandboxArg::None) => false,
+            Some(SandboxArg::Namespace) => {
+                return Err(ConfigError::SandboxNotImplemented("namespace"))
+            }
+            Some(SandboxArg::Chroot) => return Err(ConfigError::SandboxNotImplemented("chroot")),
+        };
+        let seccomp_not_implemented = match args.seccomp {
+            None => true,
+            Some(SeccompArg::None) => false,
+            Some(SeccompArg::Kill) => return Err(ConfigError::SeccompNotImplemented("kill")),
+            Some(SeccompArg::Log) => return Err(ConfigError::SeccompNotImplemented("log")),
+            Some(SeccompArg::Trap) => return Err(ConfigError::SeccompNotImplemented("trap")),
+        };
+
+        let rlimit_nofile = match args.rlimit_nofile {
+            None => RlimitNofile::Default,
+            Some(0) => RlimitNofile::Unchanged,
+            Some(n) => RlimitNofile::Set(n),
+        };
+
+        Ok(DaemonConfig {
+            listen,
+            fs: FsConfig {
+                shared_dir,
+                cache: cache_mode(args.cache),
+                xattr: args.xattr,
+            },
+            tag: args.tag,
+            thread_pool_size: args.thread_pool_size,
+            log: LogConfig {
+                level: args.log_level,
+                syslog: args.syslog,
+            },
+            rlimit_nofile,
+            sandbox_not_implemented,
+            seccomp_not_implemented,
+        })
+    }
+}
+
+fn cache_mode(arg: CacheArg) -> CacheMode {
+    match arg {
+        CacheArg::Auto => CacheMode::Auto,
+        CacheArg::Always => CacheMode::Always,
+        CacheArg::Never => CacheMode::Never,
+        CacheArg::Metadata => CacheMode::Metadata,
+    }
+}
+
+/// Resolves symlinks in the shared directory: the passthrough layer opens the root with
+/// `O_NOFOLLOW`, so a symlinked root would answer EIO to every request.
+fn canonical_shared_dir(arg: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    let given = arg.ok_or(ConfigError::MissingSharedDir)?;
+    let canonical = fs::canonicalize(&given).map_err(|source| ConfigError::SharedDirUnusable {
+        path: given.clone(),
+        source,
+    })?;
+    let meta = fs::metadata(&canonical).map_err(|source| ConfigError::SharedDirUnusable {
+        path: given.clone(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(ConfigError::SharedDirNotDirectory(given));
+    }
+    if canonical.to_str().is_none() {
+        return Err(ConfigError::SharedDirNotUtf8(canonical));
+    }
+    Ok(canonical)
+}
+
+/// Resolves a group name (from /etc/group) or a numeric gid.
+fn resolve_group(group: &str) -> Result<u32, ConfigError> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let unknown = || ConfigError::UnknownGroup(group.to_owned());
+    let table = fs::read_to_string("/etc/group").map_err(|_| unknown())?;
+    group_id_from_table(&table, group).ok_or_else(unknown)
+}
+
+/// Looks `name` up in /etc/group-formatted `table` (`name:password:gid:members`).
+fn group_id_from_table(table: &str, name: &str) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<DaemonConfig, ConfigError> {
+        let mut argv = vec!["verityfsd"];
+        argv.extend_from_slice(args);
+        DaemonConfig::try_from(Args::try_parse_from(argv).expect("clap accepts the line"))
+    }
+
+    #[test]
+    fn kata_launch_line_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        let cfg = parse(&[
+            "--syslog",
+            "--cache=auto",
+            &shared,
+            "--fd=3",
+            "--thread-pool-size=1",
+            "--announce-submounts",
+        ])
+        .unwrap();
+        assert_eq!(cfg.listen, ListenConfig::Fd(3));
+        assert_eq!(cfg.fs.cache, CacheMode::Auto);
+        assert_eq!(cfg.thread_pool_size, 1);
+        assert!(cfg.log.syslog);
+        assert!(cfg.sandbox_not_implemented);
+        assert!(cfg.seccomp_not_implemented);
+        assert_eq!(cfg.rlimit_nofile, RlimitNofile::Default);
+    }
+
+    #[test]
+    fn shared_dir_is_canonicalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let cfg = parse(&[
+            "--socket-path=/nonexistent/s",
+            &format!("--shared-dir={}", link.display()),
+            "--sandbox=none",
+            "--seccomp=none",
+        ])
+        .unwrap();
+        assert_eq!(cfg.fs.shared_dir, fs::canonicalize(&real).unwrap());
+        assert!(!cfg.sandbox_not_implemented);
+        assert!(!cfg.seccomp_not_implemented);
+    }
+
+    #[test]
+    fn missing_shared_dir_is_named() {
+        let err = parse(&["--socket-path=/s", "--shared-dir=/does/not/exist"]).unwrap_err();
+        assert!(matches!(err, ConfigError::SharedDirUnusable { .. }));
+        assert!(err.to_string().contains("/does/not/exist"), "{err}");
+        assert!(matches!(
+            parse(&["--socket-path=/s"]).unwrap_err(),
+            ConfigError::MissingSharedDir
+        ));
+    }
+
+    #[test]
+    fn shared_dir_must_be_a_directory() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = parse(&[
+            "--socket-path=/s",
+            &format!("--shared-dir={}", file.path().display()),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::SharedDirNotDirectory(_)));
+    }
+
+    #[test]
+    fn socket_is_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(&[&format!("--shared-dir={}", dir.path().display())]).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingSocket));
+        let err =
+            parse(&["--fd=-1", &format!("--shared-dir={}", dir.path().display())]).unwrap_err();
+        assert!(matches!(err, ConfigError::BadFd(-1)));
+    }
+
+    #[test]
+    fn tag_length_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        let ok = "t".repeat(MAX_TAG_LEN);
+        let cfg = parse(&["--socket-path=/s", &shared, &format!("--tag={ok}")]).unwrap();
+        assert_eq!(cfg.tag.as_deref(), Some(ok.as_str()));
+        let long = format!("--tag={}", "t".repeat(MAX_TAG_LEN + 1));
+        assert!(matches!(
+            parse(&["--socket-path=/s", &shared, &long]).unwrap_err(),
+            ConfigError::BadTag { len: 37, .. }
+        ));
+        assert!(matches!(
+            parse(&["--socket-path=/s", &shared, "--tag="]).unwrap_err(),
+            ConfigError::BadTag { len: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn explicit_unimplemented_sandboxes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        for (flag, name) in [
+            ("--sandbox=namespace", "namespace"),
+            ("--sandbox=chroot", "chroot"),
+        ] {
+            let err = parse(&["--socket-path=/s", &shared, flag]).unwrap_err();
+            assert!(matches!(err, ConfigError::SandboxNotImplemented(n) if n == name));
+            assert!(err.to_string().contains("--sandbox=none"));
+        }
+        for flag in ["--seccomp=kill", "--seccomp=log", "--seccomp=trap"] {
+            let err = parse(&["--socket-path=/s", &shared, flag]).unwrap_err();
+            assert!(matches!(err, ConfigError::SeccompNotImplemented(_)));
+            assert!(err.to_string().contains("--seccomp=none"));
+        }
+    }
+
+    #[test]
+    fn rlimit_and_cache_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        let cfg = parse(&[
+            "--socket-path=/s",
+            &shared,
+            "--rlimit-nofile=0",
+            "--cache=never",
+        ])
+        .unwrap();
+        assert_eq!(cfg.rlimit_nofile, RlimitNofile::Unchanged);
+        assert_eq!(cfg.fs.cache, CacheMode::Never);
+        let cfg = parse(&[
+            "--socket-path=/s",
+            &shared,
+            "--rlimit-nofile=4096",
+            "--xattr",
+        ])
+        .unwrap();
+        assert_eq!(cfg.rlimit_nofile, RlimitNofile::Set(4096));
+        assert!(cfg.fs.xattr);
+        let err = parse(&["--socket-path=/s", &shared, "--thread-pool-size=100000"]).unwrap_err();
+        assert!(matches!(err, ConfigError::ThreadPoolTooLarge(100_000)));
+    }
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        let table = "root:x:0:\nkvm:x:104:alice\nbroken\n";
+        assert_eq!(group_id_from_table(table, "kvm"), Some(104));
+        assert_eq!(group_id_from_table(table, "root"), Some(0));
+        assert_eq!(group_id_from_table(table, "nobody-here"), None);
+        assert_eq!(resolve_group("1234").unwrap(), 1234);
+    }
+}

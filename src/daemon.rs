@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! Process lifetime: build the filesystem and backend, serve one frontend, clean up.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use fuse_backend_rs::api::server::Server;
+use verity_fs::VerityFs;
+use vhost::vhost_user::Error as VhostUserError;
+use vhost_user_backend::{Error as DaemonError, VhostUserDaemon};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+
+use crate::config::{DaemonConfig, ListenConfig, RlimitNofile};
+use crate::error::Error;
+use crate::queue_worker::QueueWorker;
+use crate::socket::ListenSocket;
+use crate::sys::{self, TerminationSignals};
+use crate::vhost_user::FsBackend;
+use crate::worker_pool::WorkerPool;
+
+/// virtiofsd's default open-file limit cap.
+const DEFAULT_NOFILE_CAP: u64 = 1_000_000;
+/// The kernel's maximum for RLIMIT_NOFILE.
+const NR_OPEN_PATH: &str = "/proc/sys/fs/nr_open";
+
+/// Prints the warnings for insecure defaults that are not implemented yet.
+pub fn warn_unimplemented_hardening(cfg: &DaemonConfig) {
+    if cfg.sandbox_not_implemented {
+        log::warn!(
+            "SANDBOX NOT IMPLEMENTED: the default --sandbox=namespace is not available yet; \
+             running WITHOUT a sandbox. Pass --sandbox=none to acknowledge and silence this."
+        );
+    }
+    if cfg.seccomp_not_implemented {
+        log::warn!(
+            "SECCOMP NOT IMPLEMENTED: the default --seccomp=kill is not available yet; \
+             running WITHOUT a syscall filter. Pass --seccomp=none to acknowledge and silence this."
+        );
+    }
+}
+
+fn apply_rlimit(setting: RlimitNofile) -> Result<(), Error> {
+    let target = match setting {
+        RlimitNofile::Unchanged => return Ok(()),
+        RlimitNofile::Set(n) => n,
+        RlimitNofile::Default => {
+            let nr_open = fs::read_to_string(NR_OPEN_PATH)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(DEFAULT_NOFILE_CAP);
+            nr_open.min(DEFAULT_NOFILE_CAP)
+        }
+    };
+    let (soft, hard) = sys::nofile_limit().map_err(|e| Error::SetRlimit(target, e))?;
+    if soft >= target && setting == RlimitNofile::Default {
+        return Ok(());
+    }
+    match sys::set_nofile_limit(target, target.max(hard)) {
+        Ok(()) => Ok(()),
+        Err(e) if setting == RlimitNofile::Default => {
+            // Unprivileged: raise the soft limit as far as the hard limit allows.
+            let reachable = target.min(hard);
+            if reachable > soft {
+                sys::set_nofile_limit(reachable, hard)
+                    .map_err(|e| Error::SetRlimit(reachable, e))?;
+            }
+            log::info!("open-file limit kept at {} ({e})", reachable.max(soft));
+            Ok(())
+        }
+        Err(e) => Err(Error::SetRlimit(target, e)),
+    }
+}
+
+/// Removes `paths` and exits when a termination signal arrives.
+fn spawn_signal_thread(signals: TerminationSignals, paths: Vec<PathBuf>) -> Result<(), Error> {
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = signals.wait() {
+                log::info!("terminating on signal {sig}");
+                for p in &paths {
+                    let _ = fs::remove_file(p);
+                }
+                std::process::exit(0);
+            }
+        })
+        .map(|_| ())
+        .map_err(Error::Signals)
+}
+
+fn is_disconnect(e: &DaemonError) -> bool {
+    matches!(
+        e,
+        DaemonError::HandleRequest(
+            VhostUserError::Disconnected
+                | VhostUserError::PartialMessage
+                | VhostUserError::SocketBroken(_)
+        )
+    )
+}
+
+/// Runs the daemon until the frontend disconnects.
+pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
+    // Block termination signals before any thread exists, so all threads inherit the mask
+    // and only the signal thread receives them.
+    let signals = TerminationSignals::block().map_err(Error::Signals)?;
+    warn_unimplemented_hardening(&cfg);
+    apply_rlimit(cfg.rlimit_nofile)?;
+
+    let inner = verity_fs::new_passthrough(&cfg.fs).map_err(Error::CreateFs)?;
+    let fs = VerityFs::new(inner, cfg.fs.cache.readdirplus());
+    let server = Arc::new(Server::new(fs));
+    let pool = match cfg.thread_pool_size {
+        0 => None,
+        n => {
+            let pool = WorkerPool::new(n).map_err(|e| Error::StartWorkers(n, e))?;
+            log::info!("serving requests on {} worker threads", pool.size());
+            Some(pool)
+        }
+    };
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::<()>::new());
+    let backend = Arc::new(FsBackend::new(
+        QueueWorker::new(server, pool),
+        mem.clone(),
+        cfg.tag.clone(),
+    ));
+
+    let mut socket = ListenSocket::open(&cfg.listen)?;
+    spawn_signal_thread(signals, socket.cleanup_paths())?;
+
+    let mut daemon = VhostUserDaemon::new("verityfsd".to_owned(), backend, mem)
+        .map_err(|e| Error::StartDaemon(e.to_string()))?;
+    match &cfg.listen {
+        ListenConfig::Socket { path, .. } => log::info!(
+            "serving {} read-only; waiting for a vhost-user frontend on {}",
+            cfg.fs.shared_dir.display(),
+            path.display()
+        ),
+        ListenConfig::Fd(fd) => log::info!(
+            "serving {} read-only; waiting for a vhost-user frontend on fd {fd}",
+            cfg.fs.shared_dir.display()
+        ),
+    }
+    daemon
+        .start(&mut socket.listener)
+        .map_err(|e| Error::StartDaemon(e.to_string()))?;
+    log::info!("frontend connected");
+
+    let result = daemon.wait();
+    // Stops and joins the vring threads (through the exit events) and the worker pool.
+    drop(daemon);
+    drop(socket);
+    match result {
+        Ok(()) => {
+            log::info!("frontend disconnected; exiting");
+            Ok(())
+        }
+        Err(e) if is_disconnect(&e) => {
+            log::info!("frontend disconnected ({e}); exiting");
+            Ok(())
+        }
+        Err(e) => Err(Error::Connection(e.to_string())),
+    }
+}
