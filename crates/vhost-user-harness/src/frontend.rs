@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! The vhost-user control plane, driven the way a VMM drives it.
+//!
+//! [`VhostUserConnection::connect`] opens the daemon's socket and negotiates
+//! features like QEMU does for `vhost-user-fs-pci` without a vIOMMU:
+//! `SET_OWNER`, `GET_FEATURES`, `GET_PROTOCOL_FEATURES`,
+//! `SET_PROTOCOL_FEATURES`, `GET_QUEUE_NUM`, `SET_FEATURES`. The memory table
+//! and the vrings are then configured with [`VhostUserConnection::set_mem_table`]
+//! and [`VhostUserConnection::setup_vring`].
+//!
+//! Every control message has a socket timeout, so a hung daemon fails the
+//! caller instead of blocking it forever.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use vhost::vhost_user::message::VhostUserHeaderFlag;
+use vhost::vhost_user::{
+    Frontend, VhostUserFrontend, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
+};
+use vhost::VhostBackend;
+use virtio_bindings::bindings::virtio_config::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1};
+use virtio_bindings::bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
+
+use crate::memory::{GuestMemory, MemoryError};
+use crate::virtqueue::{QueueError, SplitQueue};
+
+/// `VIRTIO_F_VERSION_1` as a feature mask.
+pub const FEATURE_VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
+/// `VIRTIO_RING_F_INDIRECT_DESC` as a feature mask.
+pub const FEATURE_INDIRECT_DESC: u64 = 1 << VIRTIO_RING_F_INDIRECT_DESC;
+/// `VIRTIO_F_ACCESS_PLATFORM` as a feature mask (never acked: no vIOMMU).
+pub const FEATURE_ACCESS_PLATFORM: u64 = 1 << VIRTIO_F_ACCESS_PLATFORM;
+
+/// Pause between connection attempts while the daemon starts listening.
+const CONNECT_RETRY_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Errors from the control plane.
+#[derive(Debug, Error)]
+pub enum FrontendError {
+    /// The socket could not be connected before the deadline.
+    #[error("cannot connect to {path}")]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// Last connection error.
+        #[source]
+        source: io::Error,
+    },
+    /// Setting the socket timeouts failed.
+    #[error("cannot set control socket timeouts")]
+    SocketTimeout(#[source] io::Error),
+    /// A vhost-user request failed (includes timeouts and NACKs).
+    #[error("vhost-user {step} failed")]
+    Request {
+        /// The request that failed, e.g. `SET_MEM_TABLE`.
+        step: &'static str,
+        /// Underlying error.
+        #[source]
+        source: vhost::Error,
+    },
+    /// The daemon does not offer a feature virtio-fs needs.
+    #[error("daemon does not offer required virtio feature bits {0:#x}")]
+    MissingFeature(u64),
+    /// The daemon has fewer queues than requested.
+    #[error("daemon supports {available} queues, {requested} requested")]
+    NotEnoughQueues {
+        /// Queues the harness wants to configure.
+        requested: usize,
+        /// Queues the daemon reported.
+        available: u64,
+    },
+    /// Guest memory could not be described to the daemon.
+    #[error("cannot describe guest memory")]
+    Memory(#[source] MemoryError),
+    /// A ring address could not be translated.
+    #[error("cannot compute vring addresses")]
+    Queue(#[source] QueueError),
+    /// Creating the backend request channel failed.
+    #[error("cannot create backend request socket pair")]
+    BackendChannel(#[source] io::Error),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, FrontendError>;
+
+/// What the frontend offers to negotiate.
+#[derive(Debug, Clone)]
+pub struct FrontendConfig {
+    /// Number of vrings to configure: queue 0 (hiprio) plus request queues.
+    pub num_queues: usize,
+    /// Size of every vring (power of two).
+    pub queue_size: u16,
+    /// Ack `VIRTIO_RING_F_INDIRECT_DESC` when offered (needed for indirect chains).
+    pub ack_indirect_desc: bool,
+    /// Ack `VHOST_USER_PROTOCOL_F_BACKEND_REQ` when offered; the harness then
+    /// sends one end of a socket pair and keeps the other open.
+    pub ack_backend_req: bool,
+    /// Timeout for each control-plane message and for connecting.
+    pub control_timeout: Duration,
+}
+
+impl Default for FrontendConfig {
+    fn default() -> Self {
+        FrontendConfig {
+            num_queues: 2,
+            queue_size: 256,
+            ack_indirect_desc: true,
+            ack_backend_req: false,
+            control_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Result of feature negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Virtio feature bits the daemon offered.
+    pub offered_features: u64,
+    /// Virtio feature bits the harness acked.
+    pub acked_features: u64,
+    /// Protocol feature bits the daemon offered (0 without `PROTOCOL_FEATURES`).
+    pub offered_protocol_features: u64,
+    /// Protocol feature bits the harness acked.
+    pub acked_protocol_features: u64,
+    /// Queue count from `GET_QUEUE_NUM` (only with `MQ`).
+    pub queue_num: Option<u64>,
+}
+
+impl Negotiated {
+    /// Whether `VIRTIO_RING_F_INDIRECT_DESC` was negotiated.
+    pub fn indirect_desc(&self) -> bool {
+        self.acked_features & FEATURE_INDIRECT_DESC != 0
+    }
+
+    /// Whether `VHOST_USER_F_PROTOCOL_FEATURES` was negotiated.
+    pub fn protocol_features(&self) -> bool {
+        self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() != 0
+    }
+}
+
+/// A negotiated vhost-user control connection.
+pub struct VhostUserConnection {
+    frontend: Frontend,
+    negotiated: Negotiated,
+    /// Our end of the backend request channel, kept open for the daemon.
+    backend_channel: Option<UnixStream>,
+}
+
+impl VhostUserConnection {
+    /// Connects to `socket` (retrying until `config.control_timeout`) and
+    /// negotiates features.
+    pub fn connect(socket: &Path, config: &FrontendConfig) -> Result<Self> {
+        let stream = connect_with_retry(socket, config.control_timeout)?;
+        stream
+            .set_read_timeout(Some(config.control_timeout))
+            .and_then(|()| stream.set_write_timeout(Some(config.control_timeout)))
+            .map_err(FrontendError::SocketTimeout)?;
+        let max_queues = u64::try_from(config.num_queues).unwrap_or(u64::MAX);
+        let mut frontend = Frontend::from_stream(stream, max_queues);
+        let req = |step| move |source| FrontendError::Request { step, source };
+
+        frontend.set_owner().map_err(req("SET_OWNER"))?;
+        let offered_features = frontend.get_features().map_err(req("GET_FEATURES"))?;
+        if offered_features & FEATURE_VERSION_1 == 0 {
+            return Err(FrontendError::MissingFeature(FEATURE_VERSION_1));
+        }
+        let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+        let mut wanted = FEATURE_VERSION_1 | protocol_bit;
+        if config.ack_indirect_desc {
+            wanted |= FEATURE_INDIRECT_DESC;
+        }
+        // ACCESS_PLATFORM is deliberately absent: like QEMU without a vIOMMU,
+        // guest addresses are plain guest-physical addresses.
+        let acked_features = offered_features & wanted;
+
+        let mut negotiated = Negotiated {
+            offered_features,
+            acked_features,
+            offered_protocol_features: 0,
+            acked_protocol_features: 0,
+            queue_num: None,
+        };
+        let mut backend_channel = None;
+        if offered_features & protocol_bit != 0 {
+            let offered = frontend
+                .get_protocol_features()
+                .map_err(req("GET_PROTOCOL_FEATURES"))?;
+            let mut wanted = VhostUserProtocolFeatures::MQ
+                | VhostUserProtocolFeatures::REPLY_ACK
+                | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+            if config.ack_backend_req {
+                wanted |= VhostUserProtocolFeatures::BACKEND_REQ;
+            }
+            let acked = offered & wanted;
+            frontend
+                .set_protocol_features(acked)
+                .map_err(req("SET_PROTOCOL_FEATURES"))?;
+            negotiated.offered_protocol_features = offered.bits();
+            negotiated.acked_protocol_features = acked.bits();
+            if acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {
+                // Every following request gets an explicit ACK/NACK.
+                frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+            }
+            if acked.contains(VhostUserProtocolFeatures::MQ) {
+                let n = frontend.get_queue_num().map_err(req("GET_QUEUE_NUM"))?;
+                negotiated.queue_num = Some(n);
+                if n < max_queues {
+                    return Err(FrontendError::NotEnoughQueues {
+                        requested: config.num_queues,
+                        available: n,
+                    });
+                }
+            }
+            if acked.contains(VhostUserProtocolFeatures::BACKEND_REQ) {
+                let (ours, theirs) = UnixStream::pair().map_err(FrontendError::BackendChannel)?;
+                frontend
+                    .set_backend_request_fd(&theirs)
+                    .map_err(req("SET_BACKEND_REQ_FD"))?;
+                backend_channel = Some(ours);
+            }
+        }
+        frontend
+            .set_features(acked_features)
+            .map_err(req("SET_FEATURES"))?;
+        Ok(VhostUserConnection {
+            frontend,
+            negotiated,
+            backend_channel,
+        })
+    }
+
+    /// The negotiated features.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    /// Raw access to the vhost `Frontend` for control-plane tests.
+    pub fn frontend_mut(&mut self) -> &mut Frontend {
+        &mut self.frontend
+    }
+
+    /// Whether the backend request channel was set up.
+    pub fn has_backend_channel(&self) -> bool {
+        self.backend_channel.is_some()
+    }
+
+    /// Sends `VHOST_USER_SET_MEM_TABLE` for all regions of `mem`.
+    pub fn set_mem_table(&mut self, mem: &GuestMemory) -> Result<()> {
+        let regions = mem.region_infos().map_err(FrontendError::Memory)?;
+        self.frontend
+            .set_mem_table(&regions)
+            .map_err(|source| FrontendError::Request {
+                step: "SET_MEM_TABLE",
+                source,
+            })
+    }
+
+    /// Configures and enables one vring: `SET_VRING_NUM`, `SET_VRING_BASE`,
+    /// `SET_VRING_ADDR`, `SET_VRING_KICK`, `SET_VRING_CALL`, `SET_VRING_ENABLE`.
+    pub fn setup_vring(&mut self, mem: &GuestMemory, queue: &SplitQueue) -> Result<()> {
+        let index = usize::from(queue.index());
+        let config = queue.config_data(mem).map_err(FrontendError::Queue)?;
+        let req = |step| move |source| FrontendError::Request { step, source };
+        let f = &mut self.frontend;
+        f.set_vring_num(index, queue.size())
+            .map_err(req("SET_VRING_NUM"))?;
+        f.set_vring_base(index, 0).map_err(req("SET_VRING_BASE"))?;
+        f.set_vring_addr(index, &config)
+            .map_err(req("SET_VRING_ADDR"))?;
+        f.set_vring_kick(index, queue.kick_fd())
+            .map_err(req("SET_VRING_KICK"))?;
+        f.set_vring_call(index, queue.call_fd())
+            .map_err(req("SET_VRING_CALL"))?;
+        if self.negotiated.protocol_features() {
+            f.set_vring_enable(index, true)
+                .map_err(req("SET_VRING_ENABLE"))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for VhostUserConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostUserConnection")
+            .field("negotiated", &self.negotiated)
+            .field("backend_channel", &self.backend_channel.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to a unix socket, retrying while it does not exist or refuses.
+fn connect_with_retry(path: &Path, timeout: Duration) -> Result<UnixStream> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match UnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(CONNECT_RETRY_INTERVAL);
+            }
+            Err(source) => {
+                return Err(FrontendError::Connect {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
