@@ -257,6 +257,26 @@ fn sample_tree_reads_back_identically() {
     let mut fs = share.client();
     check_tree(&mut fs, &share.root(), "");
 
+    // The same bytes come back when requests and replies are scattered over
+    // several descriptors, and behind an indirect table if negotiated.
+    let want = std::fs::read(share.root().join("big.bin")).unwrap();
+    let mut layouts = vec![ChainLayout::Split {
+        readable: 3,
+        writable: 7,
+    }];
+    if fs.harness().negotiated().indirect_desc() {
+        layouts.push(ChainLayout::Indirect {
+            readable: 2,
+            writable: 5,
+        });
+    }
+    for layout in layouts {
+        fs.set_layout(layout);
+        assert!(fs.read_file("big.bin").unwrap() == want, "{layout:?}");
+        assert_eq!(fs.list_dir("a/b").unwrap().len(), 4, "{layout:?}");
+    }
+    fs.set_layout(ChainLayout::Simple);
+
     // The hard link is the same inode with the same bytes.
     let big = fs.lookup_path("big.bin").unwrap();
     let hard = fs.lookup_path("hard_big").unwrap();
@@ -614,6 +634,7 @@ fn malformed_requests_get_errors_and_the_daemon_keeps_serving() {
     for (len, opcode, body, what) in cases {
         let share = Share::start();
         let mut fs = share.client();
+        fs.harness_mut().set_request_timeout(STILL_SERVING_TIMEOUT);
         let unique = fs.next_unique();
         let len = len.unwrap_or(40 + body.len() as u32);
         let bytes = encode_request_with_len(len, opcode, unique, ROOT_ID, body);
@@ -763,10 +784,9 @@ fn many_requests_in_flight_read_correctly() {
 #[test]
 fn disconnect_exits_cleanly_and_removes_socket_and_pid_file() {
     let mut share = Share::start();
-    {
-        let mut fs = share.client();
-        assert_eq!(fs.read_file("a/b/c/deep.txt").unwrap(), b"deep\n");
-    }
+    let mut fs = share.client();
+    assert_eq!(fs.read_file("a/b/c/deep.txt").unwrap(), b"deep\n");
+    fs.disconnect();
     let status = share.daemon.wait_exit(EXIT_TIMEOUT).unwrap();
     assert_eq!(status.code(), Some(0), "exit status {status}");
     assert!(!share.daemon.socket_path().exists(), "socket left behind");

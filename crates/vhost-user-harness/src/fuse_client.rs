@@ -111,9 +111,15 @@ impl VirtioFsClient {
         &mut self.harness
     }
 
-    /// Gives the harness back (e.g. to drop it and disconnect).
+    /// Gives the harness back.
     pub fn into_harness(self) -> Harness {
         self.harness
+    }
+
+    /// Closes the vhost-user connection (same as dropping the client); a
+    /// well-behaved daemon then exits.
+    pub fn disconnect(self) {
+        self.harness.disconnect();
     }
 
     /// Chooses how requests are laid out as chains (default `Simple`).
@@ -232,7 +238,7 @@ impl VirtioFsClient {
         }
     }
 
-    // ---- session ---------------------------------------------------------
+    // ---- INIT --------------------------------------------------------------
 
     /// Sends INIT with the default version, readahead and flags.
     pub fn init(&mut self) -> Result<InitInfo> {

@@ -157,9 +157,20 @@ impl Harness {
         })
     }
 
+    /// Closes the vhost-user connection and unmaps guest memory (same as
+    /// dropping the harness).
+    pub fn disconnect(self) {
+        drop(self);
+    }
+
     /// Negotiated features.
     pub fn negotiated(&self) -> &Negotiated {
         self.connection.negotiated()
+    }
+
+    /// The control connection.
+    pub fn connection(&self) -> &VhostUserConnection {
+        &self.connection
     }
 
     /// The control connection (for control-plane tests).

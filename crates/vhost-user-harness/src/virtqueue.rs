@@ -624,7 +624,7 @@ fn write_descriptor_table(
     mem.write(table, &bytes)
 }
 
-/// Low-level helper for hostile tests: writes raw descriptors as an indirect
+/// Low-level, for hostile tests: writes raw descriptors as an indirect
 /// table at `table` (the caller allocates and frees it).
 pub fn write_indirect_table(
     mem: &GuestMemory,

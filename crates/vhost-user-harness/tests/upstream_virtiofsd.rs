@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use vhost::vhost_user::VhostUserProtocolFeatures;
+use vhost_user_harness::frontend::FEATURE_ACCESS_PLATFORM;
 use vhost_user_harness::{
     ChainLayout, DaemonProcess, HarnessConfig, Opcode, VirtioFsClient, XattrReply, ROOT_ID,
 };
@@ -244,8 +246,8 @@ fn errors_erofs_enosys_and_framing() {
         ROOT_ID,
         &[0; 16],
     );
-    let framing = fs.send_bytes(&bytes, unique, 4096);
-    eprintln!("oversized header len -> {framing:?}");
+    let framing = fs.send_bytes(&bytes, unique, 4096).map(|r| r.error);
+    eprintln!("oversized header len -> error field {framing:?}");
     // Whatever happened, the daemon keeps serving.
     assert_eq!(fs.read_file("hello.txt").unwrap(), b"hello, virtio-fs\n");
 }
@@ -284,10 +286,9 @@ fn eight_reads_in_flight() {
 fn disconnect_makes_daemon_exit_cleanly() {
     let Some(bin) = virtiofsd() else { return };
     let mut fx = Fixture::start(&bin);
-    {
-        let mut fs = fx.client();
-        fs.lookup(ROOT_ID, "hello.txt").unwrap();
-    }
+    let mut fs = fx.client();
+    fs.lookup(ROOT_ID, "hello.txt").unwrap();
+    fs.disconnect();
     let status = fx.daemon.wait_exit(EXIT_TIMEOUT).unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(!fx.daemon.socket_path().exists(), "socket left behind");
@@ -307,7 +308,16 @@ fn larger_queue_and_memory_config() {
         ..HarnessConfig::default()
     };
     config.frontend.queue_size = 1024;
+    config.frontend.ack_backend_req = true;
     let mut fs = VirtioFsClient::connect_with(fx.daemon.socket_path(), &config).unwrap();
+    let negotiated = *fs.harness().negotiated();
+    eprintln!("negotiated: {negotiated:x?}");
+    assert_eq!(negotiated.acked_features & FEATURE_ACCESS_PLATFORM, 0);
+    let backend_req = VhostUserProtocolFeatures::BACKEND_REQ.bits();
+    if negotiated.offered_protocol_features & backend_req != 0 {
+        assert_ne!(negotiated.acked_protocol_features & backend_req, 0);
+        assert!(fs.harness().connection().has_backend_channel());
+    }
     fs.init().unwrap();
     let want = std::fs::read(fx.share.path().join("large.bin")).unwrap();
     assert!(fs.read_file("large.bin").unwrap() == want);
