@@ -8,8 +8,8 @@
 //! and the vrings are then configured with [`VhostUserConnection::set_mem_table`]
 //! and [`VhostUserConnection::setup_vring`].
 //!
-//! Every control message has a socket timeout, so a hung daemon fails the
-//! caller instead of blocking it forever.
+//! Every group of control messages runs under a [`Watchdog`] deadline, so a
+//! hung daemon fails the caller instead of blocking it forever.
 
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -27,6 +27,7 @@ use virtio_bindings::bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
 
 use crate::memory::{GuestMemory, MemoryError};
 use crate::virtqueue::{QueueError, SplitQueue};
+use crate::watchdog::Watchdog;
 
 /// `VIRTIO_F_VERSION_1` as a feature mask.
 pub const FEATURE_VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
@@ -50,9 +51,17 @@ pub enum FrontendError {
         #[source]
         source: io::Error,
     },
-    /// Setting the socket timeouts failed.
-    #[error("cannot set control socket timeouts")]
-    SocketTimeout(#[source] io::Error),
+    /// The control-plane watchdog could not be started.
+    #[error("cannot start the control-plane watchdog")]
+    Watchdog(#[source] io::Error),
+    /// The daemon did not answer in time; the connection was shut down.
+    #[error("vhost-user {step} did not complete within {timeout:?}")]
+    Timeout {
+        /// The step that timed out.
+        step: &'static str,
+        /// The control timeout.
+        timeout: Duration,
+    },
     /// A vhost-user request failed (includes timeouts and NACKs).
     #[error("vhost-user {step} failed")]
     Request {
@@ -148,89 +157,39 @@ pub struct VhostUserConnection {
     negotiated: Negotiated,
     /// Our end of the backend request channel, kept open for the daemon.
     backend_channel: Option<UnixStream>,
+    watchdog: Watchdog,
+    timeout: Duration,
 }
 
 impl VhostUserConnection {
     /// Connects to `socket` (retrying until `config.control_timeout`) and
-    /// negotiates features.
+    /// negotiates features; the whole negotiation must finish within
+    /// `config.control_timeout`.
     pub fn connect(socket: &Path, config: &FrontendConfig) -> Result<Self> {
         let stream = connect_with_retry(socket, config.control_timeout)?;
-        stream
-            .set_read_timeout(Some(config.control_timeout))
-            .and_then(|()| stream.set_write_timeout(Some(config.control_timeout)))
-            .map_err(FrontendError::SocketTimeout)?;
+        let watchdog = stream
+            .try_clone()
+            .and_then(Watchdog::new)
+            .map_err(FrontendError::Watchdog)?;
         let max_queues = u64::try_from(config.num_queues).unwrap_or(u64::MAX);
-        let mut frontend = Frontend::from_stream(stream, max_queues);
-        let req = |step| move |source| FrontendError::Request { step, source };
-
-        frontend.set_owner().map_err(req("SET_OWNER"))?;
-        let offered_features = frontend.get_features().map_err(req("GET_FEATURES"))?;
-        if offered_features & FEATURE_VERSION_1 == 0 {
-            return Err(FrontendError::MissingFeature(FEATURE_VERSION_1));
-        }
-        let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
-        let mut wanted = FEATURE_VERSION_1 | protocol_bit;
-        if config.ack_indirect_desc {
-            wanted |= FEATURE_INDIRECT_DESC;
-        }
-        // ACCESS_PLATFORM is deliberately absent: like QEMU without a vIOMMU,
-        // guest addresses are plain guest-physical addresses.
-        let acked_features = offered_features & wanted;
-
-        let mut negotiated = Negotiated {
-            offered_features,
-            acked_features,
-            offered_protocol_features: 0,
-            acked_protocol_features: 0,
-            queue_num: None,
+        let mut connection = VhostUserConnection {
+            frontend: Frontend::from_stream(stream, max_queues),
+            negotiated: Negotiated {
+                offered_features: 0,
+                acked_features: 0,
+                offered_protocol_features: 0,
+                acked_protocol_features: 0,
+                queue_num: None,
+            },
+            backend_channel: None,
+            watchdog,
+            timeout: config.control_timeout,
         };
-        let mut backend_channel = None;
-        if offered_features & protocol_bit != 0 {
-            let offered = frontend
-                .get_protocol_features()
-                .map_err(req("GET_PROTOCOL_FEATURES"))?;
-            let mut wanted = VhostUserProtocolFeatures::MQ
-                | VhostUserProtocolFeatures::REPLY_ACK
-                | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
-            if config.ack_backend_req {
-                wanted |= VhostUserProtocolFeatures::BACKEND_REQ;
-            }
-            let acked = offered & wanted;
-            frontend
-                .set_protocol_features(acked)
-                .map_err(req("SET_PROTOCOL_FEATURES"))?;
-            negotiated.offered_protocol_features = offered.bits();
-            negotiated.acked_protocol_features = acked.bits();
-            if acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {
-                // Every following request gets an explicit ACK/NACK.
-                frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
-            }
-            if acked.contains(VhostUserProtocolFeatures::MQ) {
-                let n = frontend.get_queue_num().map_err(req("GET_QUEUE_NUM"))?;
-                negotiated.queue_num = Some(n);
-                if n < max_queues {
-                    return Err(FrontendError::NotEnoughQueues {
-                        requested: config.num_queues,
-                        available: n,
-                    });
-                }
-            }
-            if acked.contains(VhostUserProtocolFeatures::BACKEND_REQ) {
-                let (ours, theirs) = UnixStream::pair().map_err(FrontendError::BackendChannel)?;
-                frontend
-                    .set_backend_request_fd(&theirs)
-                    .map_err(req("SET_BACKEND_REQ_FD"))?;
-                backend_channel = Some(ours);
-            }
-        }
-        frontend
-            .set_features(acked_features)
-            .map_err(req("SET_FEATURES"))?;
-        Ok(VhostUserConnection {
-            frontend,
-            negotiated,
-            backend_channel,
-        })
+        let (negotiated, channel) =
+            connection.guarded("feature negotiation", |f| negotiate(f, config))?;
+        connection.negotiated = negotiated;
+        connection.backend_channel = channel;
+        Ok(connection)
     }
 
     /// The negotiated features.
@@ -238,9 +197,19 @@ impl VhostUserConnection {
         &self.negotiated
     }
 
-    /// Raw access to the vhost `Frontend` for control-plane tests.
-    pub fn frontend_mut(&mut self) -> &mut Frontend {
-        &mut self.frontend
+    /// Runs raw `Frontend` calls (for control-plane tests) under the
+    /// control timeout; if it passes, the connection is shut down and
+    /// `Timeout` is returned.
+    pub fn with_frontend<T>(
+        &mut self,
+        f: impl FnOnce(&mut Frontend) -> std::result::Result<T, vhost::Error>,
+    ) -> Result<T> {
+        self.guarded("raw request", |frontend| {
+            f(frontend).map_err(|source| FrontendError::Request {
+                step: "raw request",
+                source,
+            })
+        })
     }
 
     /// Whether the backend request channel was set up.
@@ -251,12 +220,13 @@ impl VhostUserConnection {
     /// Sends `VHOST_USER_SET_MEM_TABLE` for all regions of `mem`.
     pub fn set_mem_table(&mut self, mem: &GuestMemory) -> Result<()> {
         let regions = mem.region_infos().map_err(FrontendError::Memory)?;
-        self.frontend
-            .set_mem_table(&regions)
-            .map_err(|source| FrontendError::Request {
-                step: "SET_MEM_TABLE",
-                source,
-            })
+        self.guarded("SET_MEM_TABLE", |f| {
+            f.set_mem_table(&regions)
+                .map_err(|source| FrontendError::Request {
+                    step: "SET_MEM_TABLE",
+                    source,
+                })
+        })
     }
 
     /// Configures and enables one vring: `SET_VRING_NUM`, `SET_VRING_BASE`,
@@ -264,23 +234,113 @@ impl VhostUserConnection {
     pub fn setup_vring(&mut self, mem: &GuestMemory, queue: &SplitQueue) -> Result<()> {
         let index = usize::from(queue.index());
         let config = queue.config_data(mem).map_err(FrontendError::Queue)?;
-        let req = |step| move |source| FrontendError::Request { step, source };
-        let f = &mut self.frontend;
-        f.set_vring_num(index, queue.size())
-            .map_err(req("SET_VRING_NUM"))?;
-        f.set_vring_base(index, 0).map_err(req("SET_VRING_BASE"))?;
-        f.set_vring_addr(index, &config)
-            .map_err(req("SET_VRING_ADDR"))?;
-        f.set_vring_kick(index, queue.kick_fd())
-            .map_err(req("SET_VRING_KICK"))?;
-        f.set_vring_call(index, queue.call_fd())
-            .map_err(req("SET_VRING_CALL"))?;
-        if self.negotiated.protocol_features() {
-            f.set_vring_enable(index, true)
-                .map_err(req("SET_VRING_ENABLE"))?;
-        }
-        Ok(())
+        let enable = self.negotiated.protocol_features();
+        self.guarded("vring setup", |f| {
+            let req = |step| move |source| FrontendError::Request { step, source };
+            f.set_vring_num(index, queue.size())
+                .map_err(req("SET_VRING_NUM"))?;
+            f.set_vring_base(index, 0).map_err(req("SET_VRING_BASE"))?;
+            f.set_vring_addr(index, &config)
+                .map_err(req("SET_VRING_ADDR"))?;
+            f.set_vring_kick(index, queue.kick_fd())
+                .map_err(req("SET_VRING_KICK"))?;
+            f.set_vring_call(index, queue.call_fd())
+                .map_err(req("SET_VRING_CALL"))?;
+            if enable {
+                f.set_vring_enable(index, true)
+                    .map_err(req("SET_VRING_ENABLE"))?;
+            }
+            Ok(())
+        })
     }
+
+    /// Runs `f` under the control timeout.
+    fn guarded<T>(
+        &mut self,
+        step: &'static str,
+        f: impl FnOnce(&mut Frontend) -> Result<T>,
+    ) -> Result<T> {
+        let timeout = self.timeout;
+        let frontend = &mut self.frontend;
+        let result = self.watchdog.run(timeout, || f(frontend));
+        if self.watchdog.fired() {
+            return Err(FrontendError::Timeout { step, timeout });
+        }
+        result
+    }
+}
+
+/// The negotiation sequence QEMU uses for vhost-user-fs without a vIOMMU.
+fn negotiate(
+    frontend: &mut Frontend,
+    config: &FrontendConfig,
+) -> Result<(Negotiated, Option<UnixStream>)> {
+    let req = |step| move |source| FrontendError::Request { step, source };
+    let max_queues = u64::try_from(config.num_queues).unwrap_or(u64::MAX);
+    frontend.set_owner().map_err(req("SET_OWNER"))?;
+    let offered_features = frontend.get_features().map_err(req("GET_FEATURES"))?;
+    if offered_features & FEATURE_VERSION_1 == 0 {
+        return Err(FrontendError::MissingFeature(FEATURE_VERSION_1));
+    }
+    let protocol_bit = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+    let mut wanted = FEATURE_VERSION_1 | protocol_bit;
+    if config.ack_indirect_desc {
+        wanted |= FEATURE_INDIRECT_DESC;
+    }
+    // ACCESS_PLATFORM is deliberately absent: like QEMU without a vIOMMU,
+    // guest addresses are plain guest-physical addresses.
+    let acked_features = offered_features & wanted;
+
+    let mut negotiated = Negotiated {
+        offered_features,
+        acked_features,
+        offered_protocol_features: 0,
+        acked_protocol_features: 0,
+        queue_num: None,
+    };
+    let mut backend_channel = None;
+    if offered_features & protocol_bit != 0 {
+        let offered = frontend
+            .get_protocol_features()
+            .map_err(req("GET_PROTOCOL_FEATURES"))?;
+        let mut wanted = VhostUserProtocolFeatures::MQ
+            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS;
+        if config.ack_backend_req {
+            wanted |= VhostUserProtocolFeatures::BACKEND_REQ;
+        }
+        let acked = offered & wanted;
+        frontend
+            .set_protocol_features(acked)
+            .map_err(req("SET_PROTOCOL_FEATURES"))?;
+        negotiated.offered_protocol_features = offered.bits();
+        negotiated.acked_protocol_features = acked.bits();
+        if acked.contains(VhostUserProtocolFeatures::REPLY_ACK) {
+            // Every following request gets an explicit ACK/NACK.
+            frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+        }
+        if acked.contains(VhostUserProtocolFeatures::MQ) {
+            let n = frontend.get_queue_num().map_err(req("GET_QUEUE_NUM"))?;
+            negotiated.queue_num = Some(n);
+            if n < max_queues {
+                return Err(FrontendError::NotEnoughQueues {
+                    requested: config.num_queues,
+                    available: n,
+                });
+            }
+        }
+        if acked.contains(VhostUserProtocolFeatures::BACKEND_REQ) {
+            let (ours, theirs) = UnixStream::pair().map_err(FrontendError::BackendChannel)?;
+            frontend
+                .set_backend_request_fd(&theirs)
+                .map_err(req("SET_BACKEND_REQ_FD"))?;
+            backend_channel = Some(ours);
+        }
+    }
+    frontend
+        .set_features(acked_features)
+        .map_err(req("SET_FEATURES"))?;
+    Ok((negotiated, backend_channel))
 }
 
 impl std::fmt::Debug for VhostUserConnection {
@@ -313,5 +373,40 @@ fn connect_with_retry(path: &Path, timeout: Duration) -> Result<UnixStream> {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn silent_backend_fails_within_the_control_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        // Accept and hold the connection, never answer.
+        let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let config = FrontendConfig {
+            control_timeout: Duration::from_millis(200),
+            ..FrontendConfig::default()
+        };
+        let start = Instant::now();
+        let err = VhostUserConnection::connect(&path, &config).unwrap_err();
+        assert!(matches!(err, FrontendError::Timeout { .. }), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(holder.join().unwrap());
+    }
+
+    #[test]
+    fn missing_socket_fails_after_retrying() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FrontendConfig {
+            control_timeout: Duration::from_millis(100),
+            ..FrontendConfig::default()
+        };
+        let err = VhostUserConnection::connect(&dir.path().join("none.sock"), &config).unwrap_err();
+        assert!(matches!(err, FrontendError::Connect { .. }), "{err:?}");
     }
 }

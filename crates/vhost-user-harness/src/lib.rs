@@ -15,6 +15,7 @@
 //!   the reply with a timeout, many requests in flight.
 //! - [`fuse_client`] / [`fuse_wire`]: a FUSE client (INIT, LOOKUP, READ,
 //!   READDIR, xattrs, IOCTL, every mutation, raw opcodes).
+//! - [`watchdog`]: the deadline that bounds blocking control-plane calls.
 //! - [`process`]: spawning the daemon binary with a private socket path.
 //!
 //! Specifications: virtio 1.2 §2.7 (split virtqueues) and §5.11 (file system
@@ -50,6 +51,7 @@ pub mod harness;
 pub mod memory;
 pub mod process;
 pub mod virtqueue;
+pub mod watchdog;
 
 /// The FUSE ABI structs used on the wire (`InitIn`, `SetattrIn`, `Attr`...).
 pub use fuse_backend_rs::abi::fuse_abi as abi;
