@@ -11,8 +11,8 @@ use std::mem::size_of;
 use std::path::Path;
 
 use fuse_backend_rs::abi::fuse_abi::{
-    AttrOut, EntryOut, ForgetIn, GetattrIn, GetxattrIn, GetxattrOut, InitIn, IoctlIn, IoctlOut,
-    Kstatfs, Opcode, OpenIn, OpenOut, ReadIn, ReleaseIn, StatfsOut, ROOT_ID,
+    AttrOut, EntryOut, ForgetIn, FsOptions, GetattrIn, GetxattrIn, GetxattrOut, InitIn, IoctlIn,
+    IoctlOut, Kstatfs, Opcode, OpenIn, OpenOut, ReadIn, ReleaseIn, StatfsOut, ROOT_ID,
 };
 use vm_memory::ByteValued;
 
@@ -41,11 +41,18 @@ pub const FUSE_MINOR: u32 = 31;
 /// Readahead offered in INIT, as the Linux driver does by default.
 pub const DEFAULT_MAX_READAHEAD: u32 = 128 * 1024;
 /// INIT flags offered by default: what a Linux guest typically asks for,
-/// minus `WRITEBACK_CACHE` and DAX. (ASYNC_READ | ATOMIC_O_TRUNC |
-/// EXPORT_SUPPORT | BIG_WRITES | HAS_IOCTL_DIR | AUTO_INVAL_DATA |
-/// DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO | PARALLEL_DIROPS | MAX_PAGES)
-pub const DEFAULT_INIT_FLAGS: u32 =
-    0x1 | 0x8 | 0x10 | 0x20 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x4_0000 | 0x40_0000;
+/// minus `WRITEBACK_CACHE` and DAX (all in the low 32 bits).
+pub const DEFAULT_INIT_FLAGS: u32 = (FsOptions::ASYNC_READ.bits()
+    | FsOptions::ATOMIC_O_TRUNC.bits()
+    | FsOptions::EXPORT_SUPPORT.bits()
+    | FsOptions::BIG_WRITES.bits()
+    | FsOptions::HAS_IOCTL_DIR.bits()
+    | FsOptions::AUTO_INVAL_DATA.bits()
+    | FsOptions::DO_READDIRPLUS.bits()
+    | FsOptions::READDIRPLUS_AUTO.bits()
+    | FsOptions::ASYNC_DIO.bits()
+    | FsOptions::PARALLEL_DIROPS.bits()
+    | FsOptions::MAX_PAGES.bits()) as u32;
 
 /// A FUSE request submitted but not yet collected.
 #[derive(Debug)]
@@ -525,6 +532,59 @@ impl VirtioFsClient {
         let released = self.release(nodeid, fh);
         result.and(released)?;
         Ok(data)
+    }
+
+    /// Reads a whole file with up to `depth` READs of `chunk` bytes in
+    /// flight (like an `iodepth` benchmark). The size comes from GETATTR;
+    /// the file must not change meanwhile.
+    pub fn read_node_pipelined(
+        &mut self,
+        nodeid: u64,
+        chunk: u32,
+        depth: usize,
+    ) -> Result<Vec<u8>> {
+        let size = self.getattr(nodeid)?.size;
+        let fh = self.open(nodeid, libc::O_RDONLY)?.fh;
+        let result = self.pipelined_reads(nodeid, fh, size, chunk.max(1), depth.max(1));
+        let released = self.release(nodeid, fh);
+        let data = result?;
+        released?;
+        Ok(data)
+    }
+
+    fn pipelined_reads(
+        &mut self,
+        nodeid: u64,
+        fh: u64,
+        size: u64,
+        chunk: u32,
+        depth: usize,
+    ) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut in_flight = std::collections::VecDeque::with_capacity(depth);
+        let mut next_offset = 0u64;
+        loop {
+            while in_flight.len() < depth && next_offset < size {
+                in_flight.push_back(self.submit_read(nodeid, fh, next_offset, chunk)?);
+                next_offset += u64::from(chunk);
+            }
+            let Some(pending) = in_flight.pop_front() else {
+                return Ok(data);
+            };
+            let bytes = self.wait_read(pending, chunk)?;
+            let expected = (size - data.len() as u64).min(u64::from(chunk));
+            if bytes.len() as u64 != expected {
+                return Err(FuseError::MalformedPayload {
+                    what: "read",
+                    detail: format!(
+                        "short read of {} bytes at offset {}",
+                        bytes.len(),
+                        data.len()
+                    ),
+                });
+            }
+            data.extend_from_slice(&bytes);
+        }
     }
 
     /// Lists a directory: LOOKUP, OPENDIR, READDIR until empty, RELEASEDIR.

@@ -334,24 +334,20 @@ impl Harness {
         if indirect && !self.negotiated().indirect_desc() {
             return Err(HarnessError::IndirectNotNegotiated);
         }
-        let mut buffers = Vec::new();
-        let mut segments = Vec::new();
-        let mut reply = Vec::new();
-        let laid_out = self.lay_out(
+        let mut chain = ChainBuffers::default();
+        let laid_out = chain.lay_out(
+            &mut self.memory,
             request,
             reply_capacity,
             max_readable,
             max_writable,
-            &mut buffers,
-            &mut segments,
-            &mut reply,
         );
         let published = laid_out.and_then(|()| {
             let (q, mem) = self.raw_queue(queue)?;
             let head = if indirect {
-                q.add_indirect_chain(mem, &segments)?
+                q.add_indirect_chain(mem, &chain.segments)?
             } else {
-                q.add_chain(mem, &segments)?
+                q.add_chain(mem, &chain.segments)?
             };
             Ok(head)
         });
@@ -359,47 +355,17 @@ impl Harness {
             Ok(head) => Ok(PendingRequest {
                 queue,
                 head,
-                reply,
-                buffers,
+                reply: chain.reply,
+                buffers: chain.buffers,
             }),
             Err(e) => {
-                for addr in buffers {
+                for addr in chain.buffers {
                     // Best effort: the buffers were never published.
                     let _ = self.memory.free(addr);
                 }
                 Err(e)
             }
         }
-    }
-
-    /// Allocates and fills the request pieces and allocates the reply pieces.
-    #[allow(clippy::too_many_arguments)]
-    fn lay_out(
-        &mut self,
-        request: &[u8],
-        reply_capacity: usize,
-        max_readable: usize,
-        max_writable: usize,
-        buffers: &mut Vec<GuestAddress>,
-        segments: &mut Vec<Segment>,
-        reply: &mut Vec<(GuestAddress, u32)>,
-    ) -> Result<()> {
-        for piece in split_lengths(request.len(), max_readable) {
-            let (start, len) = piece;
-            let len32 = u32::try_from(len).map_err(|_| HarnessError::BufferTooLarge(len))?;
-            let addr = self.memory.alloc(u64::from(len32.max(1)), BUFFER_ALIGN)?;
-            buffers.push(addr);
-            self.memory.write(addr, &request[start..start + len])?;
-            segments.push(Segment::readable(addr, len32));
-        }
-        for (_, len) in split_lengths(reply_capacity, max_writable) {
-            let len32 = u32::try_from(len).map_err(|_| HarnessError::BufferTooLarge(len))?;
-            let addr = self.memory.alloc(u64::from(len32.max(1)), BUFFER_ALIGN)?;
-            buffers.push(addr);
-            segments.push(Segment::writable(addr, len32));
-            reply.push((addr, len32));
-        }
-        Ok(())
     }
 
     /// Concatenates the first `len` bytes of the reply buffers.
@@ -415,6 +381,57 @@ impl Harness {
             left -= take;
         }
         Ok(out)
+    }
+}
+
+/// Guest buffers of one chain while it is being laid out.
+#[derive(Debug, Default)]
+struct ChainBuffers {
+    /// Every allocation (freed when the reply is collected).
+    buffers: Vec<GuestAddress>,
+    /// The chain in driver order.
+    segments: Vec<Segment>,
+    /// The device-writable pieces, in order.
+    reply: Vec<(GuestAddress, u32)>,
+}
+
+impl ChainBuffers {
+    /// Allocates and fills the request pieces and allocates the reply pieces.
+    fn lay_out(
+        &mut self,
+        memory: &mut GuestMemory,
+        request: &[u8],
+        reply_capacity: usize,
+        max_readable: usize,
+        max_writable: usize,
+    ) -> Result<()> {
+        for (start, len) in split_lengths(request.len(), max_readable) {
+            let addr = self.alloc(memory, len, false)?;
+            memory.write(addr, &request[start..start + len])?;
+        }
+        for (_, len) in split_lengths(reply_capacity, max_writable) {
+            let addr = self.alloc(memory, len, true)?;
+            // `alloc` checked that `len` fits in u32.
+            self.reply.push((addr, len as u32));
+        }
+        Ok(())
+    }
+
+    fn alloc(
+        &mut self,
+        memory: &mut GuestMemory,
+        len: usize,
+        writable: bool,
+    ) -> Result<GuestAddress> {
+        let len32 = u32::try_from(len).map_err(|_| HarnessError::BufferTooLarge(len))?;
+        let addr = memory.alloc(u64::from(len32.max(1)), BUFFER_ALIGN)?;
+        self.buffers.push(addr);
+        self.segments.push(Segment {
+            addr,
+            len: len32,
+            writable,
+        });
+        Ok(addr)
     }
 }
 

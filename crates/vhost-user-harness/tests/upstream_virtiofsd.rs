@@ -280,6 +280,8 @@ fn eight_reads_in_flight() {
         );
     }
     fs.release(e.nodeid, fh).unwrap();
+    let piped = fs.read_node_pipelined(e.nodeid, 64 * 1024, 16).unwrap();
+    assert!(piped == want, "pipelined read differs");
 }
 
 #[test]
