@@ -321,7 +321,7 @@ fn symlinks_and_dotdot_never_escape_the_share() {
     let mut f = Failures::default();
     let root_ino = fs.getattr(ROOT_ID).unwrap().ino;
 
-    // `..` and `.` at the root stay at the root (or do not exist).
+    // `..` and `.` at the root stay at the root, or are refused.
     for name in ["..", "."] {
         match fs.lookup(ROOT_ID, name) {
             Ok(e) => {
@@ -331,20 +331,23 @@ fn symlinks_and_dotdot_never_escape_the_share() {
                 );
                 let secret = fs.lookup(e.nodeid, "secret").map(|e| e.nodeid);
                 f.check(
-                    secret.as_ref().err().and_then(|e| e.errno()) == Some(libc::ENOENT),
+                    errno_of(&secret) == Some(libc::ENOENT),
                     format!("lookup {name}/secret gave {secret:?}"),
                 );
             }
             Err(e) => f.check(
-                e.errno() == Some(libc::ENOENT),
+                matches!(e.errno(), Some(libc::ENOENT) | Some(libc::EINVAL)),
                 format!("lookup {name}: {e}"),
             ),
         }
     }
-    // Names with a slash are not paths.
-    for name in ["../secret", "a/b", "a/b/c/deep.txt", "/etc/passwd"] {
+    // Names are single components: a slash or an empty name is EINVAL.
+    for name in ["../secret", "a/b", "a/b/c/deep.txt", "/etc/passwd", ""] {
         let r = fs.lookup(ROOT_ID, name).map(|e| e.nodeid);
-        f.check(r.is_err(), format!("lookup of the name {name:?} succeeded"));
+        f.check(
+            errno_of(&r) == Some(libc::EINVAL),
+            format!("lookup of the name {name:?} gave {r:?}, want EINVAL"),
+        );
     }
     // Links are returned verbatim and never followed by the daemon.
     let passwd = fs.lookup_path("link_passwd").unwrap();
@@ -362,19 +365,46 @@ fn symlinks_and_dotdot_never_escape_the_share() {
         "readlink link_up",
     );
     let etc = fs.lookup_path("link_etc").unwrap();
+    let through = fs.lookup(etc.nodeid, "passwd").map(|e| e.nodeid);
     f.check(
-        fs.lookup(etc.nodeid, "passwd").is_err(),
-        "looked up passwd through a symlink to /etc",
+        errno_of(&through) == Some(libc::ENOTDIR),
+        format!("lookup of passwd under a symlink to /etc gave {through:?}, want ENOTDIR"),
     );
-    // Reading a symlink node must not return the target's bytes.
-    if let Ok(open) = fs.open(passwd.nodeid, libc::O_RDONLY) {
-        let data = fs.read(passwd.nodeid, open.fh, 0, 4096).unwrap_or_default();
-        f.check(data.is_empty(), "read through a symlink to /etc/passwd");
+    // Opening a symlink inode is refused (ELOOP/EINVAL, or EBADF as for
+    // other non-regular files); it never reads the target.
+    match fs.open(passwd.nodeid, libc::O_RDONLY) {
+        Ok(open) => {
+            let data = fs.read(passwd.nodeid, open.fh, 0, 4096).unwrap_or_default();
+            f.check(data.is_empty(), "read through a symlink to /etc/passwd");
+            f.check(false, "OPEN of a symlink inode succeeded");
+        }
+        Err(e) => f.check(
+            matches!(
+                e.errno(),
+                Some(libc::ELOOP) | Some(libc::EINVAL) | Some(libc::EBADF)
+            ),
+            format!("OPEN of a symlink inode gave {e}, want ELOOP/EINVAL/EBADF"),
+        ),
     }
-    // The FIFO is visible as a FIFO.
+    // The FIFO is visible as a FIFO; opening it is refused without blocking.
     let fifo = fs.lookup_path("fifo").unwrap();
     f.check(fifo.attr.mode & libc::S_IFMT == libc::S_IFIFO, "fifo type");
+    f.check(
+        fs.getattr(fifo.nodeid).is_ok(),
+        "GETATTR of the FIFO failed",
+    );
+    fs.harness_mut().set_request_timeout(STILL_SERVING_TIMEOUT);
+    let opened = fs.open(fifo.nodeid, libc::O_RDONLY).map(|o| o.fh);
+    f.check(
+        matches!(errno_of(&opened), Some(libc::EBADF) | Some(libc::EACCES)),
+        format!("OPEN of the FIFO gave {opened:?}, want EBADF/EACCES"),
+    );
     f.assert_none();
+}
+
+/// The errno of a failed FUSE call, `None` on success or transport failure.
+fn errno_of<T>(r: &Result<T, vhost_user_harness::FuseError>) -> Option<i32> {
+    r.as_ref().err().and_then(|e| e.errno())
 }
 
 #[test]
@@ -571,7 +601,9 @@ fn init_statfs_xattr_and_ioctl_follow_the_spec() {
 fn unknown_opcodes_get_enosys() {
     let share = Share::start();
     let mut fs = share.client();
-    for opcode in [0u32, 7, 19, 60, 1000, 4096, 1 << 20, u32::MAX] {
+    // Unknown numbers, and DAX SETUPMAPPING/REMOVEMAPPING (48, 49), which a
+    // verifying daemon must not implement.
+    for opcode in [0u32, 7, 19, 48, 49, 60, 1000, 4095, 4096, 1 << 20, u32::MAX] {
         let reply = fs.raw_request(opcode, ROOT_ID, &[0; 64]).unwrap();
         assert_eq!(reply.errno(), libc::ENOSYS, "opcode {opcode}");
         assert!(
