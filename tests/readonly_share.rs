@@ -122,7 +122,7 @@ impl Share {
                 "--cache=auto".into(),
             ],
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()));
         Share { outer, daemon }
     }
 
