@@ -3,7 +3,7 @@
 //!
 //! `vhost::vhost_user::Frontend` retries `EAGAIN` forever, so a socket
 //! receive timeout does not bound a call to a daemon that never answers.
-//! The watchdog does: while armed, a helper thread shuts the socket down
+//! The watchdog does: while armed, a background thread shuts the socket down
 //! once the deadline passes, which makes the pending call fail.
 
 use std::io;
