@@ -24,7 +24,8 @@ use vhost_user_harness::abi::{InitIn, SetattrIn};
 use vhost_user_harness::fuse_wire::{encode_request, encode_request_with_len};
 use vhost_user_harness::virtqueue::{RawDescriptor, Segment, DESC_F_NEXT};
 use vhost_user_harness::{
-    ChainLayout, DirEntry, GuestAddress, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID,
+    ChainLayout, DirEntry, GuestAddress, HarnessConfig, Opcode, VirtioFsClient, REQUEST_QUEUE,
+    ROOT_ID,
 };
 
 /// How long a disconnected daemon gets to exit.
@@ -659,6 +660,25 @@ fn many_requests_in_flight_read_correctly() {
     }
     fs.release(big_node, big_fh).unwrap();
     fs.release(small_node, small_fh).unwrap();
+}
+
+#[test]
+fn event_idx_and_deep_pipelines_read_correctly() {
+    let share = Share::start();
+    let mut config = HarnessConfig::default();
+    config.frontend.ack_event_idx = true;
+    config.frontend.queue_size = 1024;
+    let mut fs = VirtioFsClient::connect_with(share.daemon.socket_path(), &config).unwrap();
+    if !fs.harness().negotiated().event_idx() {
+        eprintln!("daemon does not offer VIRTIO_RING_F_EVENT_IDX; testing without it");
+    }
+    fs.init().unwrap();
+    let want = std::fs::read(share.root().join("big.bin")).unwrap();
+    let node = fs.lookup_path("big.bin").unwrap().nodeid;
+    for (chunk, depth) in [(4096, 1), (4096, 64), (64 * 1024, 8), (fs.max_read(), 2)] {
+        let got = fs.read_node_pipelined(node, chunk, depth).unwrap();
+        assert!(got == want, "chunk {chunk} depth {depth}");
+    }
 }
 
 #[test]

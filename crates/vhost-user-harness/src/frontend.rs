@@ -23,7 +23,9 @@ use vhost::vhost_user::{
 };
 use vhost::VhostBackend;
 use virtio_bindings::bindings::virtio_config::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1};
-use virtio_bindings::bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
+use virtio_bindings::bindings::virtio_ring::{
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
 
 use crate::memory::{GuestMemory, MemoryError};
 use crate::virtqueue::{QueueError, SplitQueue};
@@ -33,6 +35,8 @@ use crate::watchdog::Watchdog;
 pub const FEATURE_VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
 /// `VIRTIO_RING_F_INDIRECT_DESC` as a feature mask.
 pub const FEATURE_INDIRECT_DESC: u64 = 1 << VIRTIO_RING_F_INDIRECT_DESC;
+/// `VIRTIO_RING_F_EVENT_IDX` as a feature mask.
+pub const FEATURE_EVENT_IDX: u64 = 1 << VIRTIO_RING_F_EVENT_IDX;
 /// `VIRTIO_F_ACCESS_PLATFORM` as a feature mask (never acked: no vIOMMU).
 pub const FEATURE_ACCESS_PLATFORM: u64 = 1 << VIRTIO_F_ACCESS_PLATFORM;
 
@@ -105,6 +109,8 @@ pub struct FrontendConfig {
     pub queue_size: u16,
     /// Ack `VIRTIO_RING_F_INDIRECT_DESC` when offered (needed for indirect chains).
     pub ack_indirect_desc: bool,
+    /// Ack `VIRTIO_RING_F_EVENT_IDX` when offered (as a Linux guest does).
+    pub ack_event_idx: bool,
     /// Ack `VHOST_USER_PROTOCOL_F_BACKEND_REQ` when offered; the harness then
     /// sends one end of a socket pair and keeps the other open.
     pub ack_backend_req: bool,
@@ -118,6 +124,7 @@ impl Default for FrontendConfig {
             num_queues: 2,
             queue_size: 256,
             ack_indirect_desc: true,
+            ack_event_idx: false,
             ack_backend_req: false,
             control_timeout: Duration::from_secs(10),
         }
@@ -143,6 +150,11 @@ impl Negotiated {
     /// Whether `VIRTIO_RING_F_INDIRECT_DESC` was negotiated.
     pub fn indirect_desc(&self) -> bool {
         self.acked_features & FEATURE_INDIRECT_DESC != 0
+    }
+
+    /// Whether `VIRTIO_RING_F_EVENT_IDX` was negotiated.
+    pub fn event_idx(&self) -> bool {
+        self.acked_features & FEATURE_EVENT_IDX != 0
     }
 
     /// Whether `VHOST_USER_F_PROTOCOL_FEATURES` was negotiated.
@@ -286,6 +298,9 @@ fn negotiate(
     let mut wanted = FEATURE_VERSION_1 | protocol_bit;
     if config.ack_indirect_desc {
         wanted |= FEATURE_INDIRECT_DESC;
+    }
+    if config.ack_event_idx {
+        wanted |= FEATURE_EVENT_IDX;
     }
     // ACCESS_PLATFORM is deliberately absent: like QEMU without a vIOMMU,
     // guest addresses are plain guest-physical addresses.

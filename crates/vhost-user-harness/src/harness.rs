@@ -144,7 +144,8 @@ impl Harness {
         let mut queues = Vec::with_capacity(config.frontend.num_queues);
         for index in 0..config.frontend.num_queues {
             let index = u16::try_from(index).map_err(|_| HarnessError::NoSuchQueue(u16::MAX))?;
-            let queue = SplitQueue::new(&mut memory, index, config.frontend.queue_size)?;
+            let mut queue = SplitQueue::new(&mut memory, index, config.frontend.queue_size)?;
+            queue.set_event_idx(connection.negotiated().event_idx());
             connection.setup_vring(&memory, &queue)?;
             queues.push(queue);
         }

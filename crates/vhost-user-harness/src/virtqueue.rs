@@ -211,6 +211,7 @@ pub struct SplitQueue {
     kick: EventFd,
     call: EventFd,
     epoll: Epoll,
+    event_idx: bool,
 }
 
 impl SplitQueue {
@@ -266,6 +267,7 @@ impl SplitQueue {
             kick,
             call,
             epoll,
+            event_idx: false,
         })
     }
 
@@ -581,6 +583,15 @@ impl SplitQueue {
             if let Some(elem) = self.pop_used(mem)? {
                 return Ok(elem);
             }
+            if self.event_idx {
+                // Ask for a notification when the next element is used,
+                // then re-check to close the race with the device.
+                self.write_used_event(mem)?;
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if let Some(elem) = self.pop_used(mem)? {
+                    return Ok(elem);
+                }
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(QueueError::Timeout {
@@ -590,6 +601,29 @@ impl SplitQueue {
             }
             self.wait_call(remaining)?;
         }
+    }
+
+    /// Switches `VIRTIO_RING_F_EVENT_IDX` handling on or off; must match the
+    /// negotiated features. With it on, [`SplitQueue::wait_used`] publishes
+    /// `used_event` before sleeping (virtio 1.2 §2.7.10); the harness still
+    /// kicks after every publish (extra kicks are allowed).
+    pub fn set_event_idx(&mut self, enabled: bool) {
+        self.event_idx = enabled;
+    }
+
+    /// Writes `used_event` (the trailing field of the avail ring).
+    fn write_used_event(&self, mem: &GuestMemory) -> Result<()> {
+        let addr = GuestAddress(self.avail_ring.0 + RING_ENTRIES_OFFSET + 2 * u64::from(self.size));
+        mem.mmap()
+            .store(self.last_used.to_le(), addr, Ordering::SeqCst)
+            .map_err(|source| QueueError::Memory {
+                queue: self.index,
+                source: MemoryError::Access {
+                    addr: addr.0,
+                    len: 2,
+                    source,
+                },
+            })
     }
 
     /// Blocks until the call eventfd fires or `timeout` passes, then drains it.

@@ -324,3 +324,23 @@ fn larger_queue_and_memory_config() {
     let want = std::fs::read(fx.share.path().join("large.bin")).unwrap();
     assert!(fs.read_file("large.bin").unwrap() == want);
 }
+
+#[test]
+fn event_idx_notifications() {
+    let Some(bin) = virtiofsd() else { return };
+    let fx = Fixture::start(&bin);
+    let mut config = HarnessConfig::default();
+    config.frontend.ack_event_idx = true;
+    let mut fs = VirtioFsClient::connect_with(fx.daemon.socket_path(), &config).unwrap();
+    assert!(
+        fs.harness().negotiated().event_idx(),
+        "virtiofsd offers EVENT_IDX"
+    );
+    fs.init().unwrap();
+    let want = std::fs::read(fx.share.path().join("large.bin")).unwrap();
+    let node = fs.lookup(ROOT_ID, "large.bin").unwrap().nodeid;
+    for depth in [1, 4, 32] {
+        let got = fs.read_node_pipelined(node, 32 * 1024, depth).unwrap();
+        assert!(got == want, "depth {depth}");
+    }
+}
