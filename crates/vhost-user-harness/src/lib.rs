@@ -9,7 +9,7 @@
 //!   `VHOST_USER_SET_MEM_TABLE`, with an allocator for buffers.
 //! - [`frontend`]: the vhost-user control plane (feature negotiation, memory
 //!   table, vring setup) on top of `vhost::vhost_user::Frontend`.
-//! - [`virtqueue`]: split virtqueues written by hand, including a raw API for
+//! - [`descriptor`] / [`virtqueue`]: split virtqueues written by hand, including a raw API for
 //!   malformed descriptor chains.
 //! - [`harness`]: ties the above together; submit a request chain, wait for
 //!   the reply with a timeout, many requests in flight.
@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod allocator;
+pub mod descriptor;
 pub mod frontend;
 pub mod fuse_client;
 mod fuse_mutations;
