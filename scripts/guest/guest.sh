@@ -36,7 +36,8 @@ fi
 case_tree() { vtest tree "$M" | data tree; }
 
 case_sha256() {
-  (cd "$M" && find . -type f -exec sha256sum {} + 2>&1) | data sha256
+  (cd "$M" && find . -type f -exec sha256sum {} + 2>&1) > /tmp/sha256.out
+  data sha256 < /tmp/sha256.out
   # reading through symlinks (only those that resolve to a regular file)
   (cd "$M" && find . -type l | while read -r l; do
      [ -f "$l" ] && echo "$(sha256sum < "$l" | cut -d' ' -f1) $l"
@@ -46,8 +47,14 @@ case_sha256() {
 case_mutate() { vtest mutate "$M" "$M/$MUT_FILE" "$M/$MUT_DIR" 2>&1 | data mutate; }
 
 case_bigread() {
-  dropc
-  sha256sum < "$M/$BIG" | cut -d' ' -f1 | data bigseq
+  # the sequential read of the whole file: the sha256 case already did it (first read, cold
+  # guest cache) when it ran; otherwise read it here
+  if grep -q " ./$BIG\$" /tmp/sha256.out 2> /dev/null; then
+    grep " ./$BIG\$" /tmp/sha256.out | cut -d' ' -f1 | data bigseq
+  else
+    dropc
+    sha256sum < "$M/$BIG" | cut -d' ' -f1 | data bigseq
+  fi
   dropc
   i=0
   for r in $RANGES; do

@@ -419,11 +419,15 @@ boot() {
       -append "console=ttyS0 panic=-1 quiet vt.mode=$mode ${GUEST_APPEND:-}" "${serial[@]}" ||
       BOOT_RC=$?
   else
+    # in the background, so that a signal to this script is handled at once (cleanup_run)
     timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
       -object "$mem" -numa node,memdev=mem \
       -chardev socket,id=vfs,path="$sock" -device "$dev" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 quiet loglevel=1 vt.mode=$mode ${GUEST_APPEND:-}" \
-      "${serial[@]}" < /dev/null > "$RUN_DIR/$name.qemu.log" 2>&1 || BOOT_RC=$?
+      "${serial[@]}" < /dev/null > "$RUN_DIR/$name.qemu.log" 2>&1 &
+    QEMU_PID=$!
+    wait "$QEMU_PID" || BOOT_RC=$?
+    QEMU_PID=
   fi
   t1=$(date +%s.%N)
   BOOT_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
@@ -448,11 +452,16 @@ prepare_guest() {
 start_run_dir() {
   RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/verityfsd-guest.XXXXXX")
   DAEMON_PID=
+  QEMU_PID=
   trap cleanup_run EXIT
   trap 'exit 130' INT TERM
 }
 cleanup_run() {
   local rc=$?
+  if [ -n "${QEMU_PID:-}" ]; then # the timeout wrapper; it passes the signal on to QEMU
+    kill "$QEMU_PID" 2> /dev/null || true
+    wait "$QEMU_PID" 2> /dev/null || true
+  fi
   if [ -n "${DAEMON_PID:-}" ]; then
     kill "$DAEMON_PID" 2> /dev/null || true
     wait "$DAEMON_PID" 2> /dev/null || true
