@@ -91,10 +91,15 @@ case_measure() {
   while read -r line; do
     echo "${line##* } $(result_word "$line")"
   done < /tmp/measure | data measure
+}
+
+case_vctl_digest() {
   if command -v verityctl > /dev/null; then
     (cd "$M" && find . -type f | while read -r f; do
        echo "$f $(result_word "$(verityctl digest "$f" 2>&1 | head -1)")"
      done) | data vctl-digest
+  else
+    echo "absent" | data vctl-digest
   fi
 }
 
@@ -127,9 +132,9 @@ case $MODE in
 test)
   for c in $CASES; do
     case $c in
-      tree | sha256 | mutate | bigread | verityctl | measure | lsattr | tamper)
+      tree | sha256 | mutate | bigread | verityctl | measure | vctl-digest | lsattr | tamper)
         echo "VTEST-CASE $c start uptime=$(cut -d' ' -f1 /proc/uptime)"
-        "case_$c"
+        "case_$(echo "$c" | tr - _)"
         ;;
     esac
   done

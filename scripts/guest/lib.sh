@@ -28,7 +28,7 @@ UPSTREAM_VIRTIOFSD_VERSION=1.14.0
 SAMPLE_VERSION=sample-v1
 # Packages a guest test needs on the host (Debian 12).
 GUEST_PACKAGES=(qemu-system-x86 busybox-static cpio gzip zstd fsverity e2fsprogs gcc libc6-dev
-  coreutils util-linux)
+  coreutils util-linux ca-certificates)
 
 log() { printf '== %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -79,16 +79,26 @@ priv_apt_cache() {
     -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" "$@"
 }
 
+system_mirror() { # system_mirror CODENAME -> the URI of the system's CODENAME main archive
+  # shellcheck disable=SC2016 # $(...) here is apt's format syntax
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2> /dev/null |
+    awk -v c="$1" '$2 == c {print $1; exit}'
+}
+
 priv_apt_update() {
   local a=$GUEST_CACHE/apt codename uri
   mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
   # shellcheck disable=SC1091
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
   [ -n "$codename" ] || die "cannot read VERSION_CODENAME from /etc/os-release"
-  # shellcheck disable=SC2016 # $(...) here is apt's format syntax
-  uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2> /dev/null |
-    awk -v c="$codename" '$2==c {print $1; exit}')
-  [ -n "$uri" ] || die "no '$codename' entry in the system's apt sources; cannot pick a mirror"
+  uri=${GUEST_APT_MIRROR:-$(system_mirror "$codename")}
+  if [ -z "$uri" ] && [ "$APT_UPDATED" = 0 ] && [ "$(id -u)" -eq 0 ]; then
+    # apt lists only the index targets it has downloaded: a fresh system may have none yet
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    APT_UPDATED=1
+    uri=$(system_mirror "$codename")
+  fi
+  [ -n "$uri" ] || die "no '$codename' entry in the system's apt sources; cannot pick a mirror (set GUEST_APT_MIRROR=URI)"
   echo "deb $uri $codename-backports main" > "$a/sources.list"
   log "apt: $uri $codename-backports (private lists under $a)"
   priv_apt update -qq || die "apt-get update of $codename-backports failed"
