@@ -5,6 +5,8 @@
 #   VTEST <case> OK|FAIL|SKIP <detail>   verdicts the guest can give alone (mount)
 #   VDATA <case> <payload>               data the host compares with its own expectations
 # /vt/params (shell variables) is written by the host for each run.
+# No `set -e` on purpose: every case must report, even after another one failed; the host
+# notices missing or wrong reports.
 # shellcheck disable=SC2317 # the case_* functions are called as "case_$c"
 MODE=${1:-test}
 TAG=${2:-share}

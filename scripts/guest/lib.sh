@@ -226,6 +226,8 @@ make_run_initrd() {
   vctl=${VERITYCTL_BIN:-$REPO_ROOT/target/release/verityctl}
   if [ -x "$vctl" ]; then
     copy_with_libs "$r" "$vctl" /usr/bin/verityctl
+    # a release build carries debug info: keep the initramfs small
+    if command -v strip > /dev/null; then strip --strip-debug "$r/usr/bin/verityctl" || true; fi
   elif [ -n "${VERITYCTL_BIN:-}" ]; then
     die "VERITYCTL_BIN=$VERITYCTL_BIN is not an executable"
   fi
