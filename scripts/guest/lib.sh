@@ -159,7 +159,7 @@ prepare_kernel() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Guest helper and base initramfs (busybox, vtest, fsverity, lsattr, /init)
+# Guest test tool and base initramfs (busybox, vtest, fsverity, lsattr, /init)
 prepare_vtest() {
   VTEST=$GUEST_CACHE/bin/vtest
   if [ ! -x "$VTEST" ] || [ "$GUEST_DIR/vtest.c" -nt "$VTEST" ]; then

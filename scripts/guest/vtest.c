@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 /*
- * vtest: small static helper for the guest tests (built with `gcc -static` into the guest
+ * vtest: small static test tool for the guest tests (built with `gcc -static` into the guest
  * cache; the same binary also runs on the host, so both sides produce identical listings).
  *
  *   vtest tree DIR                       one line per entry below DIR (sorted by the caller):
