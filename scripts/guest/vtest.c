@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+/*
+ * vtest: small static test tool for the guest tests (built with `gcc -static` into the guest
+ * cache; the same binary also runs on the host, so both sides produce identical listings).
+ *
+ *   vtest tree DIR                       one line per entry below DIR (sorted by the caller):
+ *                                        PATH TYPE MODE UID GID SIZE NLINK MTIME [-> TARGET]
+ *   vtest cat FILE OFF LEN [direct]      copy LEN bytes at byte offset OFF to stdout
+ *                                        (pread; exit status = errno on failure)
+ *   vtest mutate DIR FILE SUBDIR         try every mutation; one line "OP ERRNO" each
+ *   vtest measure FILE                   FS_IOC_MEASURE_VERITY  -> "ok ALG HEX" | "errno N"
+ *   vtest flags FILE                     FS_IOC_GETFLAGS        -> "ok 0xFLAGS verity=0|1" | "errno N"
+ *   vtest gen SEED SIZE                  SIZE deterministic pseudo-random bytes to stdout
+ *   vtest seqread FILE [BS]              sequential read; prints bytes, seconds, MB/s
+ *   vtest randread FILE SECS DIRECT      4 KiB random preads for SECS seconds; prints IOPS
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <linux/fsverity.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+
+static int fail(const char *what, const char *path)
+{
+    int e = errno;
+    fprintf(stderr, "vtest: %s %s: errno=%d (%s)\n", what, path, e, strerror(e));
+    return e ? e : 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walk DIR recursively (no symlink following), names sorted bytewise. */
+static int tree(const char *root, const char *rel)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d)
+        return fail("opendir", path);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = realloc(names, cap * sizeof *names);
+            if (!names)
+                return 1;
+        }
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char r[4096], p[8200];
+        struct stat st;
+        snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", names[i]);
+        snprintf(p, sizeof p, "%s/%s", root, r);
+        if (lstat(p, &st) != 0) {
+            rc = fail("lstat", p);
+            continue;
+        }
+        char type = S_ISREG(st.st_mode) ? 'f' : S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : '?';
+        /* directory sizes depend on the host file system; print them as '-' */
+        printf("%s %c %04o %u %u ", r, type, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+               (unsigned)st.st_gid);
+        if (type == 'd')
+            printf("- %lu %lld\n", (unsigned long)st.st_nlink, (long long)st.st_mtime);
+        else if (type == 'l') {
+            char t[4096];
+            ssize_t l = readlink(p, t, sizeof t - 1);
+            if (l < 0) {
+                rc = fail("readlink", p);
+                l = 0;
+            }
+            t[l] = 0;
+            printf("%lld %lu %lld -> %s\n", (long long)st.st_size, (unsigned long)st.st_nlink,
+                   (long long)st.st_mtime, t);
+        } else
+            printf("%lld %lu %lld\n", (long long)st.st_size, (unsigned long)st.st_nlink, (long long)st.st_mtime);
+        if (type == 'd') {
+            int r2 = tree(root, r);
+            if (r2)
+                rc = r2;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int cat(const char *path, long long off, long long len, int direct)
+{
+    int fd = open(path, O_RDONLY | (direct ? O_DIRECT : 0));
+    if (fd < 0)
+        return fail("open", path);
+    size_t bs = 1 << 20;
+    void *buf;
+    if (posix_memalign(&buf, 4096, bs))
+        return 1;
+    while (len > 0) {
+        size_t want = len < (long long)bs ? (size_t)len : bs;
+        ssize_t n = pread(fd, buf, want, off);
+        if (n < 0)
+            return fail("pread", path);
+        if (n == 0)
+            break;
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+            return fail("write", "stdout");
+        off += n;
+        len -= n;
+    }
+    free(buf);
+    close(fd);
+    return fflush(stdout) ? 1 : 0;
+}
+
+static void report(const char *op, int rc)
+{
+    printf("%s %d\n", op, rc == 0 ? 0 : errno);
+}
+
+/* Every mutation a read-only share must refuse.  DIR: the mount, FILE/SUB: an existing
+ * regular file and an existing (non-empty) directory below it. */
+static int mutate(const char *dir, const char *file, const char *sub)
+{
+    char p[4096], q[4096];
+    int fd;
+    fd = open(file, O_WRONLY);
+    report("open-write", fd < 0 ? -1 : 0);
+    if (fd >= 0) {
+        report("write", write(fd, "x", 1) == 1 ? 0 : -1);
+        close(fd);
+    }
+    fd = open(file, O_RDWR | O_TRUNC);
+    report("open-trunc", fd < 0 ? -1 : 0);
+    if (fd >= 0)
+        close(fd);
+    report("truncate", truncate(file, 0));
+    snprintf(p, sizeof p, "%s/vtest-new-file", dir);
+    fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    report("create", fd < 0 ? -1 : 0);
+    if (fd >= 0)
+        close(fd);
+    report("mknod-fifo", mknod(p, S_IFIFO | 0644, 0));
+    report("unlink", unlink(file));
+    snprintf(p, sizeof p, "%s/vtest-new-dir", dir);
+    report("mkdir", mkdir(p, 0755));
+    report("rmdir", rmdir(sub));
+    snprintf(p, sizeof p, "%s/vtest-renamed", dir);
+    report("rename", rename(file, p));
+    snprintf(q, sizeof q, "%s/vtest-symlink", dir);
+    report("symlink", symlink("target", q));
+    snprintf(q, sizeof q, "%s/vtest-hardlink", dir);
+    report("link", link(file, q));
+    report("chmod", chmod(file, 0600));
+    report("chown", chown(file, 1, 1));
+    struct timeval tv[2] = {{1, 0}, {1, 0}};
+    report("utimes", utimes(file, tv));
+    report("setxattr", setxattr(file, "user.vtest", "1", 1, 0));
+    report("removexattr", removexattr(file, "user.vtest"));
+    return 0;
+}
+
+static int measure(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail("open", path);
+    struct {
+        struct fsverity_digest d;
+        unsigned char buf[64];
+    } m;
+    memset(&m, 0, sizeof m);
+    m.d.digest_size = 64;
+    if (ioctl(fd, FS_IOC_MEASURE_VERITY, &m) != 0) {
+        printf("errno %d\n", errno);
+        return 0;
+    }
+    printf("ok %u ", m.d.digest_algorithm);
+    for (unsigned i = 0; i < m.d.digest_size && i < 64; i++)
+        printf("%02x", m.d.digest[i]);
+    printf("\n");
+    close(fd);
+    return 0;
+}
+
+static int flags(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail("open", path);
+    int fl = 0;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &fl) != 0)
+        printf("errno %d\n", errno);
+    else
+        printf("ok 0x%x verity=%d\n", (unsigned)fl, !!(fl & FS_VERITY_FL));
+    close(fd);
+    return 0;
+}
+
+static int gen(unsigned long long seed, long long size)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    static uint64_t buf[8192];
+    while (size > 0) {
+        for (size_t i = 0; i < sizeof buf / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = x;
+        }
+        size_t n = size < (long long)sizeof buf ? (size_t)size : sizeof buf;
+        if (fwrite(buf, 1, n, stdout) != n)
+            return fail("write", "stdout");
+        size -= n;
+    }
+    return fflush(stdout) ? 1 : 0;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int seqread(const char *path, size_t bs)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail("open", path);
+    char *buf = malloc(bs);
+    if (!buf)
+        return 1;
+    double t0 = now();
+    unsigned long long tot = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, bs)) > 0)
+        tot += (unsigned long long)n;
+    if (n < 0)
+        return fail("read", path);
+    double dt = now() - t0;
+    printf("bytes=%llu secs=%.3f MBps=%.1f\n", tot, dt, tot / dt / 1e6);
+    close(fd);
+    free(buf);
+    return 0;
+}
+
+static int randread(const char *path, double secs, int direct)
+{
+    int fd = open(path, O_RDONLY | (direct ? O_DIRECT : 0));
+    if (fd < 0)
+        return fail("open", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 4096)
+        return fail("fstat", path);
+    unsigned long long nblk = (unsigned long long)st.st_size / 4096, ops = 0;
+    uint64_t x = 88172645463325252ULL;
+    void *buf;
+    if (posix_memalign(&buf, 4096, 4096))
+        return 1;
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < 64; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (pread(fd, buf, 4096, (off_t)(x % nblk) * 4096) != 4096)
+                return fail("pread", path);
+            ops++;
+        }
+        t = now() - t0;
+    } while (t < secs);
+    printf("direct=%d ops=%llu secs=%.3f IOPS=%.0f\n", direct, ops, t, ops / t);
+    close(fd);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *op = argc > 1 ? argv[1] : "";
+    if (!strcmp(op, "tree") && argc == 3)
+        return tree(argv[2], "");
+    if (!strcmp(op, "cat") && (argc == 5 || argc == 6))
+        return cat(argv[2], atoll(argv[3]), atoll(argv[4]), argc == 6 && !strcmp(argv[5], "direct"));
+    if (!strcmp(op, "mutate") && argc == 5)
+        return mutate(argv[2], argv[3], argv[4]);
+    if (!strcmp(op, "measure") && argc == 3)
+        return measure(argv[2]);
+    if (!strcmp(op, "flags") && argc == 3)
+        return flags(argv[2]);
+    if (!strcmp(op, "gen") && argc == 4)
+        return gen(strtoull(argv[2], NULL, 0), atoll(argv[3]));
+    if (!strcmp(op, "seqread") && (argc == 3 || argc == 4))
+        return seqread(argv[2], argc == 4 ? strtoul(argv[3], NULL, 0) : 1 << 20);
+    if (!strcmp(op, "randread") && argc == 5)
+        return randread(argv[2], atof(argv[3]), atoi(argv[4]));
+    fprintf(stderr, "usage: vtest tree DIR | cat FILE OFF LEN [direct] | mutate DIR FILE SUBDIR |\n"
+                    "       measure FILE | flags FILE | gen SEED SIZE | seqread FILE [BS] |\n"
+                    "       randread FILE SECS DIRECT\n");
+    return 2;
+}
