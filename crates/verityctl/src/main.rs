@@ -2,8 +2,11 @@
 //! `verityctl`: fs-verity digests compatible with `fsverity digest`, and the
 //! host- and guest-side tools of verityfsd.
 
+mod attest;
 mod digest;
+mod measure;
 mod source;
+mod sys;
 
 use std::process::ExitCode;
 
@@ -21,23 +24,35 @@ struct Cli {
 enum Command {
     /// Compute the fs-verity digest of files, like `fsverity digest`.
     Digest(digest::DigestArgs),
+    /// Print the fs-verity digest the filesystem reports, like `fsverity measure`.
+    Measure(measure::MeasureArgs),
+    /// Record a manifest digest in TDX RTMR, a vTPM PCR and/or an event log.
+    Attest(attest::AttestArgs),
+}
+
+/// Prints an error and its causes; returns the exit code.
+fn report(e: &dyn std::error::Error, code: u8) -> ExitCode {
+    eprintln!("verityctl: error: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+    ExitCode::from(code)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Digest(args) => digest::run(&args),
+        Command::Digest(args) => digest::run(&args).map_err(|e| {
+            let code = e.exit_code();
+            report(&e, code)
+        }),
+        Command::Measure(args) => measure::run(&args).map_err(|e| report(&e, 1)),
+        Command::Attest(args) => attest::run(&args).map_err(|e| {
+            let code = e.exit_code();
+            report(&e, code)
+        }),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("verityctl: error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
-            ExitCode::from(e.exit_code())
-        }
-    }
+    result.err().unwrap_or(ExitCode::SUCCESS)
 }
