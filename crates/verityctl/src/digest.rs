@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! `verityctl digest`: the same arguments and output lines as `fsverity digest`.
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -11,7 +9,7 @@ use verity_merkle::{
     build_parallel, BuildError, HashAlgorithm, MerkleParams, MerkleTree, ParamsError,
 };
 
-use crate::source::FileSource;
+use crate::source::{open_for_reading, FileSource};
 
 /// Arguments of `verityctl digest`.
 #[derive(Debug, Args)]
@@ -123,16 +121,11 @@ pub fn digest_file(
     params: &MerkleParams,
     threads: usize,
 ) -> Result<MerkleTree, DigestError> {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-    // It has no effect on reads of regular files.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| DigestError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+    // A FIFO or other special file is refused below, after a non-blocking open.
+    let file = open_for_reading(path).map_err(|source| DigestError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
     let meta = file.metadata().map_err(|source| DigestError::Open {
         path: path.to_owned(),
         source,

@@ -4,14 +4,13 @@
 //! filesystem cannot forward that ioctl, from the `user.verity.digest`
 //! extended attribute that verityfsd serves.
 
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use verity_merkle::FileDigest;
 
+use crate::source::open_for_reading;
 use crate::sys::measure_verity;
 
 /// The extended attribute verityfsd serves on every verified file.
@@ -98,15 +97,10 @@ pub fn measure_file(
     let ioctl_result = if xattr_only {
         Err("not tried: --xattr-only".to_owned())
     } else {
-        // O_NONBLOCK so that a FIFO cannot block the open.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|source| MeasureError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = open_for_reading(path).map_err(|source| MeasureError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         measure_verity(&file).map_err(|e| e.to_string())
     };
     let ioctl = match ioctl_result {

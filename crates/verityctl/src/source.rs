@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Host files as data sources for the Merkle builders.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
 
 use verity_merkle::ReadAt;
 
@@ -22,4 +23,13 @@ impl ReadAt for FileSource<'_> {
             }
         }
     }
+}
+
+/// Opens `path` for reading without blocking on a FIFO (its open would wait
+/// for a writer); O_NONBLOCK has no effect on reads of regular files.
+pub fn open_for_reading(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
