@@ -137,6 +137,24 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for FsBackend<F> {
         features
     }
 
+    fn acked_features(&self, features: u64) {
+        let has = |bit: u32| {
+            if features & (1 << bit) != 0 {
+                "on"
+            } else {
+                "off"
+            }
+        };
+        // Once per driver initialisation; QEMU clears ACCESS_PLATFORM when the machine has no
+        // vIOMMU, even with iommu_platform=on.
+        log::info!(
+            "virtio features acked: {features:#x} (ACCESS_PLATFORM {}, EVENT_IDX {}, INDIRECT_DESC {})",
+            has(VIRTIO_F_ACCESS_PLATFORM),
+            has(VIRTIO_RING_F_EVENT_IDX),
+            has(VIRTIO_RING_F_INDIRECT_DESC)
+        );
+    }
+
     fn set_event_idx(&self, enabled: bool) {
         self.event_idx.store(enabled, Ordering::Relaxed);
     }
