@@ -4,6 +4,11 @@
 //! Nothing a guest puts in a chain may stop the daemon: a chain that cannot be parsed is
 //! returned to the guest with a zero used length (dropped), and a request the FUSE server
 //! cannot handle is answered with an error reply when the request expects one.
+//!
+//! Before the FUSE server sees a request, the daemon routes it by opcode, checks
+//! `in_header.len` against the chain, the LOOKUP name framing and the session state
+//! ([`crate::request_check`]); the server then only reads the announced bytes. Every used
+//! length is exactly the number of reply bytes written.
 
 use std::io::{Read, Write};
 use std::ops::Deref;

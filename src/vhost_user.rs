@@ -38,7 +38,7 @@ pub const NUM_QUEUES: usize = 1 + REQUEST_QUEUES;
 /// Largest queue the device accepts (virtiofsd's value; QEMU allows up to 1024, and 1 MiB
 /// requests need `queue-size=1024`).
 pub const MAX_QUEUE_SIZE: usize = 32_768;
-/// Size of `struct virtio_fs_config`: tag[36] + le32 num_request_queues.
+/// Size of `struct virtio_fs_config`: `tag[36]` + `le32 num_request_queues`.
 const CONFIG_SPACE_LEN: usize = 40;
 
 /// The virtio-fs vhost-user backend.
