@@ -13,6 +13,7 @@ mod logging;
 mod pidfile;
 mod queue_worker;
 mod ratelimit;
+mod request_check;
 mod socket;
 mod sys;
 mod vhost_user;

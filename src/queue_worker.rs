@@ -4,9 +4,15 @@
 //! Nothing a guest puts in a chain may stop the daemon: a chain that cannot be parsed is
 //! returned to the guest with a zero used length (dropped), and a request the FUSE server
 //! cannot handle is answered with an error reply when the request expects one.
+//!
+//! Before the FUSE server sees a request, the daemon routes it by opcode, checks
+//! `in_header.len` against the chain, the LOOKUP name framing and the session state
+//! ([`crate::request_check`]); the server then only reads the announced bytes. Every used
+//! length is exactly the number of reply bytes written.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fuse_backend_rs::abi::fuse_abi::{InHeader, OutHeader};
@@ -17,6 +23,9 @@ use vhost_user_backend::{VringRwLock, VringState, VringT};
 use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{ByteValued, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
+use crate::request_check::{
+    check_length, check_lookup_name, expects_reply, opcode, route, Route, IN_HEADER_LEN, NAME_MAX,
+};
 use crate::warn_ratelimited;
 use crate::worker_pool::WorkerPool;
 
@@ -29,30 +38,29 @@ type MemSnapshot = Arc<GuestMemoryMmap<()>>;
 /// A descriptor chain tied to a memory snapshot.
 type Chain = DescriptorChain<MemSnapshot>;
 
-/// FUSE opcodes that never get a reply.
-const FUSE_FORGET: u32 = 2;
-const FUSE_INTERRUPT: u32 = 36;
-const FUSE_BATCH_FORGET: u32 = 42;
-
 /// Size of `struct fuse_out_header`.
 const OUT_HEADER_LEN: usize = std::mem::size_of::<OutHeader>();
 
-/// Whether fuse-backend-rs 0.14 knows `opcode`.
-///
-/// Its `Opcode` enum covers 1..=49 with gaps at 7 and 19, and `Opcode::from` transmutes any
-/// number below 50 (undefined behaviour for the gaps) when trace logging is on. Everything
-/// else is answered here with ENOSYS before the server sees it.
-pub fn is_known_opcode(opcode: u32) -> bool {
-    matches!(opcode, 1..=6 | 8..=18 | 20..=49)
+/// The FUSE server and the session state kept around it.
+struct Session<F: FileSystem + Sync> {
+    server: Arc<Server<F>>,
+    /// Set by a successful INIT, cleared by DESTROY. Until then every request but INIT is
+    /// answered with EIO (fuse-backend-rs 0.14 would serve it against an unimported root).
+    initialized: AtomicBool,
 }
 
-fn expects_reply(opcode: u32) -> bool {
-    !matches!(opcode, FUSE_FORGET | FUSE_BATCH_FORGET | FUSE_INTERRUPT)
+impl<F: FileSystem + Sync> Session<F> {
+    fn new(server: Arc<Server<F>>) -> Self {
+        Session {
+            server,
+            initialized: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Serves the requests of one or more queues with one FUSE server.
 pub struct QueueWorker<F: FileSystem + Send + Sync + 'static> {
-    server: Arc<Server<F>>,
+    session: Arc<Session<F>>,
     pool: Option<WorkerPool>,
 }
 
@@ -67,7 +75,10 @@ impl<F: FileSystem + Send + Sync + 'static> std::fmt::Debug for QueueWorker<F> {
 impl<F: FileSystem + Send + Sync + 'static> QueueWorker<F> {
     /// Processes requests inline (`pool == None`) or on the pool's threads.
     pub fn new(server: Arc<Server<F>>, pool: Option<WorkerPool>) -> Self {
-        QueueWorker { server, pool }
+        QueueWorker {
+            session: Arc::new(Session::new(server)),
+            pool,
+        }
     }
 
     /// Pops every available chain of `vring` and serves it.
@@ -86,15 +97,15 @@ impl<F: FileSystem + Send + Sync + 'static> QueueWorker<F> {
         for chain in chains {
             match &self.pool {
                 None => {
-                    let (head, len) = serve_chain(&self.server, &snapshot, chain);
+                    let (head, len) = serve_chain(&self.session, &snapshot, chain);
                     complete(vring, head, len, queue_index);
                 }
                 Some(pool) => {
-                    let server = Arc::clone(&self.server);
+                    let session = Arc::clone(&self.session);
                     let vring = vring.clone();
                     let snapshot = Arc::clone(&snapshot);
                     pool.execute(Box::new(move || {
-                        let (head, len) = serve_chain(&server, &snapshot, chain);
+                        let (head, len) = serve_chain(&session, &snapshot, chain);
                         complete(&vring, head, len, queue_index);
                     }));
                 }
@@ -126,17 +137,18 @@ fn signal_if_needed(state: &mut VringState<GuestMem>, queue_index: usize) {
 
 /// Serves one chain; returns its head index and the used length (bytes written).
 fn serve_chain<F: FileSystem + Sync>(
-    server: &Server<F>,
+    session: &Session<F>,
     mem: &MemSnapshot,
     chain: Chain,
 ) -> (u16, u32) {
     let head = chain.head_index();
-    (head, serve_request(server, mem, chain))
+    (head, serve_request(session, mem, chain))
 }
 
-/// Serves one request chain whose memory handle is `M`; returns the used length.
+/// Serves one request chain whose memory handle is `M`; returns the used length: exactly the
+/// bytes of the reply written to the chain, 0 when there is no reply.
 fn serve_request<F, M>(
-    server: &Server<F>,
+    session: &Session<F>,
     mem: &GuestMemoryMmap<()>,
     chain: DescriptorChain<M>,
 ) -> u32
@@ -144,7 +156,7 @@ where
     F: FileSystem + Sync,
     M: Deref<Target = GuestMemoryMmap<()>> + Clone,
 {
-    let reader = match Reader::from_descriptor_chain(mem, chain.clone()) {
+    let mut reader = match Reader::from_descriptor_chain(mem, chain.clone()) {
         Ok(r) => r,
         Err(e) => {
             warn_ratelimited!("dropping malformed request chain (readable part): {e}");
@@ -165,35 +177,133 @@ where
             return 0;
         }
     };
-    if !is_known_opcode(header.opcode) {
-        log::debug!("unsupported FUSE opcode {}: ENOSYS", header.opcode);
-        return reply_error(&mut writer, header.unique, libc::ENOSYS);
+    let op = header.opcode;
+    if !expects_reply(op) {
+        // FORGET, BATCH_FORGET and INTERRUPT: served when well-formed, never answered.
+        if route(op) == Route::Serve
+            && check_length(&header, reader.available_bytes()).is_ok()
+            && session.initialized.load(Ordering::Acquire)
+        {
+            limit_reader(&mut reader, header.len);
+            if let Err(e) = session
+                .server
+                .handle_message(reader, writer.into(), None, None)
+            {
+                warn_ratelimited!("FUSE request opcode {op} failed: {e}");
+            }
+        }
+        return 0;
     }
-    match server.handle_message(reader, writer.into(), None, None) {
-        Ok(n) => u32::try_from(n).unwrap_or_else(|_| {
-            warn_ratelimited!("reply length {n} does not fit the used ring");
-            0
-        }),
+    if writer.available_bytes() < OUT_HEADER_LEN {
+        warn_ratelimited!("dropping opcode {op}: no room for a reply");
+        return 0;
+    }
+    if let Err(errno) = precheck(session, &header, &reader) {
+        log::debug!(
+            "opcode {op} unique {}: refused with errno {errno}",
+            header.unique
+        );
+        return reply_status(&mut writer, header.unique, errno);
+    }
+    limit_reader(&mut reader, header.len);
+    match session
+        .server
+        .handle_message(reader, writer.into(), None, None)
+    {
+        Ok(n) => {
+            match op {
+                // A successful INIT reply carries fuse_init_out; an error reply is bare.
+                opcode::INIT if n > OUT_HEADER_LEN => {
+                    session.initialized.store(true, Ordering::Release)
+                }
+                opcode::DESTROY => {
+                    session.initialized.store(false, Ordering::Release);
+                    // fuse-backend-rs writes DESTROY's reply but reports 0 bytes.
+                    return fresh_reply(mem, chain, header.unique, 0);
+                }
+                _ => {}
+            }
+            u32::try_from(n).unwrap_or_else(|_| {
+                warn_ratelimited!("reply length {n} does not fit the used ring");
+                0
+            })
+        }
         Err(e) => {
             warn_ratelimited!(
-                "FUSE request opcode {} unique {} failed: {e}",
-                header.opcode,
+                "FUSE request opcode {op} unique {} failed: {e}",
                 header.unique
             );
-            if !expects_reply(header.opcode) {
-                return 0;
-            }
             // The first writer was consumed; answer through a fresh one over the same chain.
-            match VirtioFsWriter::new(mem, chain) {
-                Ok(mut w) => reply_error(&mut w, header.unique, libc::EIO),
-                Err(_) => 0,
-            }
+            fresh_reply(mem, chain, header.unique, errno_of_server_error(&e))
         }
     }
 }
 
-/// Writes a bare error reply; returns the used length.
-fn reply_error(writer: &mut VirtioFsWriter<'_, ()>, unique: u64, errno: i32) -> u32 {
+/// The checks made before the server sees a request that expects a reply.
+fn precheck<F: FileSystem + Sync>(
+    session: &Session<F>,
+    header: &InHeader,
+    reader: &Reader<'_, ()>,
+) -> Result<(), i32> {
+    if let Route::Refuse(errno) = route(header.opcode) {
+        return Err(errno);
+    }
+    let len = check_length(header, reader.available_bytes())?;
+    if header.opcode != opcode::INIT && !session.initialized.load(Ordering::Acquire) {
+        return Err(libc::EIO);
+    }
+    if header.opcode == opcode::LOOKUP {
+        let body_len = len - IN_HEADER_LEN;
+        let mut body = Vec::with_capacity(NAME_MAX + 2);
+        let mut r = reader.clone();
+        r.read_obj::<InHeader>().map_err(|_| libc::EINVAL)?;
+        r.take(u64::try_from(body_len.min(NAME_MAX + 2)).unwrap_or(0))
+            .read_to_end(&mut body)
+            .map_err(|_| libc::EINVAL)?;
+        check_lookup_name(&body, body_len)?;
+    }
+    Ok(())
+}
+
+/// Cuts `reader` to the `len` bytes announced in the header (already checked to be there),
+/// so the server never decodes bytes past the request.
+fn limit_reader(reader: &mut Reader<'_, ()>, len: u32) {
+    if let Ok(len) = usize::try_from(len) {
+        // Only fails for `len > available`, which `check_length` excluded.
+        let _ = reader.split_at(len);
+    }
+}
+
+/// The errno of the reply for a request the server failed on.
+///
+/// For a bad C string fuse-backend-rs has already written an EINVAL reply before failing;
+/// answering EINVAL again keeps that reply.
+fn errno_of_server_error(e: &fuse_backend_rs::Error) -> i32 {
+    use fuse_backend_rs::Error as E;
+    match e {
+        E::InvalidCString(_) | E::InvalidHeaderLength | E::InvalidXattrSize(_) => libc::EINVAL,
+        _ => libc::EIO,
+    }
+}
+
+/// Writes a bare status reply through a new writer over `chain`; returns the used length.
+fn fresh_reply<M>(
+    mem: &GuestMemoryMmap<()>,
+    chain: DescriptorChain<M>,
+    unique: u64,
+    errno: i32,
+) -> u32
+where
+    M: Deref<Target = GuestMemoryMmap<()>> + Clone,
+{
+    match VirtioFsWriter::new(mem, chain) {
+        Ok(mut w) => reply_status(&mut w, unique, errno),
+        Err(_) => 0,
+    }
+}
+
+/// Writes a bare reply (`errno == 0` for success); returns the used length.
+fn reply_status(writer: &mut VirtioFsWriter<'_, ()>, unique: u64, errno: i32) -> u32 {
     let header = OutHeader {
         len: OUT_HEADER_LEN as u32,
         error: -errno,
@@ -202,7 +312,7 @@ fn reply_error(writer: &mut VirtioFsWriter<'_, ()>, unique: u64, errno: i32) -> 
     match writer.write_all(header.as_slice()) {
         Ok(()) => OUT_HEADER_LEN as u32,
         Err(e) => {
-            warn_ratelimited!("cannot write error reply for unique {unique}: {e}");
+            warn_ratelimited!("cannot write the reply for unique {unique}: {e}");
             0
         }
     }
@@ -211,21 +321,6 @@ fn reply_error(writer: &mut VirtioFsWriter<'_, ()>, unique: u64, errno: i32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn opcode_gaps_are_unknown() {
-        assert!(!is_known_opcode(0));
-        assert!(is_known_opcode(1)); // LOOKUP
-        assert!(!is_known_opcode(7));
-        assert!(is_known_opcode(15)); // READ
-        assert!(!is_known_opcode(19));
-        assert!(is_known_opcode(26)); // INIT
-        assert!(is_known_opcode(49)); // REMOVEMAPPING
-        assert!(!is_known_opcode(50)); // SYNCFS: newer than fuse-backend-rs 0.14
-        assert!(!is_known_opcode(52)); // STATX
-        assert!(!is_known_opcode(u32::MAX));
-        assert!(!is_known_opcode(4096)); // CUSE_INIT
-    }
 
     use fuse_backend_rs::abi::fuse_abi::{ForgetIn, InitIn, InitOut};
     use fuse_backend_rs::api::filesystem::FsOptions;
@@ -242,11 +337,12 @@ mod tests {
     const REQ_ADDR: u64 = 0x8_0000;
     const REPLY_ADDR: u64 = 0x9_0000;
     const REPLY_LEN: u32 = 0x1000;
-    const FUSE_INIT: u32 = 26;
+    const FUSE_INIT: u32 = opcode::INIT;
+    const FUSE_FORGET: u32 = opcode::FORGET;
 
     struct Setup {
         _dir: tempfile::TempDir,
-        server: Server<VerityFs<PassthroughFs<()>>>,
+        session: Session<VerityFs<PassthroughFs<()>>>,
         mem: GuestMemoryMmap<()>,
     }
 
@@ -261,7 +357,7 @@ mod tests {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
         Setup {
             _dir: dir,
-            server: Server::new(fs),
+            session: Session::new(Arc::new(Server::new(fs))),
             mem,
         }
     }
@@ -291,7 +387,7 @@ mod tests {
         ];
         let queue = MockSplitQueue::create(&s.mem, GuestAddress(QUEUE_ADDR), 16);
         let chain = queue.build_desc_chain(&descs).unwrap();
-        serve_request(&s.server, &s.mem, chain)
+        serve_request(&s.session, &s.mem, chain)
     }
 
     fn reply_header(s: &Setup) -> OutHeader {
@@ -380,11 +476,112 @@ mod tests {
         );
     }
 
+    /// Answers INIT so that the session serves other requests.
+    fn init(s: &Setup) {
+        let init = InitIn {
+            major: 7,
+            minor: 31,
+            max_readahead: 0x2_0000,
+            flags: 0,
+        };
+        let req = request(FUSE_INIT, init.as_slice());
+        let len = serve(s, &req, REQ_ADDR, u32::try_from(req.len()).unwrap());
+        assert!(usize::try_from(len).unwrap() > OUT_HEADER_LEN);
+    }
+
+    /// Serves `req` whole; returns (used length, reply errno).
+    fn serve_whole(s: &Setup, req: &[u8]) -> (u32, i32) {
+        let len = serve(s, req, REQ_ADDR, u32::try_from(req.len()).unwrap());
+        (len, -reply_header(s).error)
+    }
+
     #[test]
-    fn forgets_have_no_reply() {
-        assert!(!expects_reply(FUSE_FORGET));
-        assert!(!expects_reply(FUSE_BATCH_FORGET));
-        assert!(expects_reply(15));
-        assert_eq!(OUT_HEADER_LEN, 16);
+    fn requests_before_init_and_after_destroy_get_eio() {
+        let s = setup();
+        let getattr = request(3, &[0u8; 16]);
+        assert_eq!(serve_whole(&s, &getattr), (16, libc::EIO));
+        init(&s);
+        let (len, errno) = serve_whole(&s, &getattr);
+        assert_eq!(errno, 0);
+        assert!(usize::try_from(len).unwrap() > OUT_HEADER_LEN);
+        // DESTROY is answered with exactly a header, and ends the session.
+        assert_eq!(serve_whole(&s, &request(opcode::DESTROY, &[])), (16, 0));
+        assert_eq!(serve_whole(&s, &getattr), (16, libc::EIO));
+        init(&s);
+        assert_eq!(serve_whole(&s, &getattr).1, 0);
+    }
+
+    #[test]
+    fn header_length_must_match_the_chain() {
+        let s = setup();
+        init(&s);
+        let mut req = request(3, &[0u8; 16]);
+        for bad in [0u32, 39, 57, 4096, 2 << 20] {
+            req[..4].copy_from_slice(&bad.to_le_bytes());
+            let (len, errno) = serve_whole(&s, &req);
+            assert_eq!(len, 16, "len {bad}");
+            assert!(errno == libc::EINVAL || errno == libc::ENOMEM, "len {bad}");
+        }
+    }
+
+    #[test]
+    fn lookup_names_are_single_components() {
+        let s = setup();
+        init(&s);
+        for name in [&b"\0"[..], b"a/b\0", b"a\0b\0", b"no-nul", b"..\0x\0"] {
+            assert_eq!(
+                serve_whole(&s, &request(opcode::LOOKUP, name)),
+                (16, libc::EINVAL),
+                "{name:?}"
+            );
+        }
+        let long = [b'x'; 300];
+        assert_eq!(
+            serve_whole(&s, &request(opcode::LOOKUP, &long)),
+            (16, libc::ENAMETOOLONG)
+        );
+        // A missing but well-formed name reaches the filesystem.
+        assert_eq!(
+            serve_whole(&s, &request(opcode::LOOKUP, b"missing\0")),
+            (16, libc::ENOENT)
+        );
+    }
+
+    #[test]
+    fn mutations_unknown_to_the_server_are_erofs_and_dax_is_enosys() {
+        let s = setup();
+        init(&s);
+        for (op, errno) in [
+            (opcode::COPY_FILE_RANGE, libc::EROFS),
+            (opcode::TMPFILE, libc::EROFS),
+            (opcode::SETUPMAPPING, libc::ENOSYS),
+            (opcode::REMOVEMAPPING, libc::ENOSYS),
+        ] {
+            assert_eq!(serve_whole(&s, &request(op, &[0u8; 64])), (16, errno));
+        }
+    }
+
+    #[test]
+    fn no_room_for_a_reply_drops_the_request() {
+        let s = setup();
+        let req = request(FUSE_INIT, &[0u8; 16]);
+        s.mem.write_slice(&req, GuestAddress(REQ_ADDR)).unwrap();
+        let descs = [
+            RawDescriptor::from(SplitDescriptor::new(
+                REQ_ADDR,
+                u32::try_from(req.len()).unwrap(),
+                0,
+                0,
+            )),
+            RawDescriptor::from(SplitDescriptor::new(
+                REPLY_ADDR,
+                8,
+                u16::try_from(VRING_DESC_F_WRITE).unwrap(),
+                0,
+            )),
+        ];
+        let queue = MockSplitQueue::create(&s.mem, GuestAddress(QUEUE_ADDR), 16);
+        let chain = queue.build_desc_chain(&descs).unwrap();
+        assert_eq!(serve_request(&s.session, &s.mem, chain), 0);
     }
 }

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::RawFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use vhost::vhost_user::Listener;
@@ -35,7 +36,7 @@ pub enum SocketError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: vhost::vhost_user::Error,
+        source: io::Error,
     },
     /// chown to the group failed.
     #[error("cannot give group {gid} access to {path:?} (--socket-group)")]
@@ -101,7 +102,7 @@ impl ListenSocket {
                     UMASK_OWNER_ONLY
                 };
                 let old_mask = sys::set_umask(mask);
-                let listener = Listener::new(path, false);
+                let listener = bind_listening(path);
                 sys::set_umask(old_mask);
                 let listener = listener.map_err(|source| SocketError::Bind {
                     path: path.clone(),
@@ -117,7 +118,7 @@ impl ListenSocket {
                     })?;
                 }
                 Ok(ListenSocket {
-                    listener,
+                    listener: Listener::from(listener),
                     pid_file: Some(pid_file),
                     path: Some(path.clone()),
                 })
@@ -132,6 +133,39 @@ impl ListenSocket {
             paths.push(pid.path().to_owned());
         }
         paths
+    }
+}
+
+impl Drop for ListenSocket {
+    fn drop(&mut self) {
+        // The socket created at --socket-path is ours to remove (an inherited --fd is not).
+        if let Some(path) = &self.path {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds and listens on a temporary name in the directory of `path`, then renames the socket
+/// into place.
+///
+/// bind(2) makes the path appear before listen(2) makes it connectable; a frontend that polls
+/// for the path and connects at once (as launchers do) could hit ECONNREFUSED in between.
+/// The rename makes the path appear only once it accepts connections. When the temporary name
+/// cannot be bound (e.g. it would exceed the 107-byte socket path limit), `path` is bound
+/// directly.
+fn bind_listening(path: &Path) -> io::Result<UnixListener> {
+    let tmp = path.with_file_name(format!(".verityfsd-{}.sock", std::process::id()));
+    // A leftover from a crashed run with the same pid; it is never a live socket of ours.
+    let _ = fs::remove_file(&tmp);
+    match UnixListener::bind(&tmp) {
+        Ok(listener) => match fs::rename(&tmp, path) {
+            Ok(()) => Ok(listener),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        },
+        Err(_) => UnixListener::bind(path),
     }
 }
 
@@ -171,6 +205,8 @@ mod tests {
             ListenSocket::open(&cfg),
             Err(SocketError::PidFile(PidFileError::Locked(_)))
         ));
+        // Only the socket and the pid file are left in the directory (no temporary name).
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
         drop(sock);
         assert!(!path.exists());
         assert!(!pid_file_path(&path).exists());

@@ -38,7 +38,7 @@ pub const NUM_QUEUES: usize = 1 + REQUEST_QUEUES;
 /// Largest queue the device accepts (virtiofsd's value; QEMU allows up to 1024, and 1 MiB
 /// requests need `queue-size=1024`).
 pub const MAX_QUEUE_SIZE: usize = 32_768;
-/// Size of `struct virtio_fs_config`: `tag[36]` + le32 num_request_queues.
+/// Size of `struct virtio_fs_config`: `tag[36]` + `le32 num_request_queues`.
 const CONFIG_SPACE_LEN: usize = 40;
 
 /// The virtio-fs vhost-user backend.
@@ -135,6 +135,24 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for FsBackend<F> {
             features |= VhostUserProtocolFeatures::CONFIG;
         }
         features
+    }
+
+    fn acked_features(&self, features: u64) {
+        let has = |bit: u32| {
+            if features & (1 << bit) != 0 {
+                "on"
+            } else {
+                "off"
+            }
+        };
+        // Once per driver initialisation; QEMU clears ACCESS_PLATFORM when the machine has no
+        // vIOMMU, even with iommu_platform=on.
+        log::info!(
+            "virtio features acked: {features:#x} (ACCESS_PLATFORM {}, EVENT_IDX {}, INDIRECT_DESC {})",
+            has(VIRTIO_F_ACCESS_PLATFORM),
+            has(VIRTIO_RING_F_EVENT_IDX),
+            has(VIRTIO_RING_F_INDIRECT_DESC)
+        );
     }
 
     fn set_event_idx(&self, enabled: bool) {

@@ -63,6 +63,11 @@ pub struct Share {
 
 impl Share {
     pub fn start() -> Share {
+        Share::start_with(&[])
+    }
+
+    /// Like [`Share::start`], with extra daemon arguments.
+    pub fn start_with(extra_args: &[&str]) -> Share {
         let outer = tempfile::tempdir().unwrap();
         std::fs::write(outer.path().join("secret"), b"outside the share\n").unwrap();
         let root = outer.path().join("share");
@@ -91,7 +96,9 @@ impl Share {
                 "--seccomp=none".into(),
                 "--readonly".into(),
                 "--cache=auto".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra_args.iter().map(|a| a.to_string())),
         )
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()));
         Share { outer, daemon }

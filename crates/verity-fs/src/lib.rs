@@ -23,10 +23,12 @@ mod config;
 mod errno;
 mod init;
 mod ioctl;
+mod names;
 mod open_flags;
 mod verity_fs;
 
 pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsConfigError};
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
+pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
 pub use verity_fs::VerityFs;

@@ -4,11 +4,15 @@
 //! Every method of fuse-backend-rs's `FileSystem` trait is listed here explicitly: the trait's
 //! defaults answer `ENOSYS`, so a forgotten forward would silently break a request, and a
 //! forgotten refusal must never silently forward a mutation. Methods fall in four groups:
-//! - forwarded unchanged (lookups, attributes, reads, directory listing, release, locks);
+//! - forwarded unchanged (lookups after name validation, attributes, reads, directory listing,
+//!   release, locks);
 //! - refused with `EROFS` (every mutation);
 //! - adjusted (`init`, `open`, `opendir`, `create`, `access`, `statfs`, `getxattr`,
 //!   `listxattr`);
 //! - answered here without the inner filesystem (`ioctl`, DAX mappings).
+//!
+//! fuse-backend-rs 0.14 has no trait method for COPY_FILE_RANGE or TMPFILE: the daemon answers
+//! those with `EROFS` before the server sees them.
 
 use std::ffi::CStr;
 use std::io;
@@ -25,6 +29,7 @@ use fuse_backend_rs::transport::FsCacheReqHandler;
 use crate::errno::{enosys, erofs, replace_enosys};
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest};
+use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
 
 /// Read-only filesystem wrapper around `F` (normally `PassthroughFs`).
@@ -67,6 +72,7 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
     // ---- forwarded: names, attributes, lifetime ---------------------------------------
 
     fn lookup(&self, ctx: &Context, parent: Self::Inode, name: &CStr) -> io::Result<Entry> {
+        check_name(name)?;
         self.inner.lookup(ctx, parent, name)
     }
 
@@ -129,6 +135,8 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         // but an O_CREAT open (without O_EXCL, read-only) of a name that does exist on the
         // host is served as a plain open, like virtiofsd's read-only mode.
         let flags = check_create_flags(args.flags)?;
+        // No file can exist under a name that is not a single component.
+        check_name(name).map_err(|_| erofs())?;
         let entry = match self.inner.lookup(ctx, parent, name) {
             Ok(entry) => entry,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),

@@ -183,6 +183,18 @@ fn directories_can_be_listed() {
 }
 
 #[test]
+fn lookup_names_are_single_components() {
+    let f = fixture(CacheMode::Auto, false);
+    for n in ["", "sub/../file", "/etc", "../file"] {
+        let res = f.fs.lookup(&f.ctx, ROOT_ID, &name(n));
+        assert_eq!(errno(res), Some(libc::EINVAL), "lookup {n:?}");
+    }
+    // `..` at the root is the root.
+    let up = lookup(&f, "..");
+    assert_eq!(up.inode, ROOT_ID);
+}
+
+#[test]
 fn write_opens_are_erofs() {
     let f = fixture(CacheMode::Auto, false);
     let entry = lookup(&f, "file");
@@ -200,6 +212,8 @@ fn write_opens_are_erofs() {
         ("new", libc::O_RDONLY | libc::O_CREAT),
         ("file", libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL),
         ("file", libc::O_WRONLY | libc::O_CREAT),
+        ("sub/../file", libc::O_RDONLY | libc::O_CREAT),
+        ("", libc::O_RDONLY | libc::O_CREAT),
     ] {
         let args = CreateIn {
             flags: flags as u32,
