@@ -294,6 +294,7 @@ fn tampered_names_types_and_sizes_are_refused() {
         }
         std::fs::create_dir(root.join("dir")).unwrap();
         std::fs::write(root.join("dir/inner"), b"inner\n").unwrap();
+        std::fs::hard_link(root.join("keep"), root.join("keep_hard")).unwrap();
         std::os::unix::fs::symlink("keep", root.join("link_same_len")).unwrap();
         std::os::unix::fs::symlink("keep", root.join("link_new_len")).unwrap();
     });
@@ -336,6 +337,18 @@ fn tampered_names_types_and_sizes_are_refused() {
         fs.read_file("keep").ok().as_deref() == Some(&keep[..]),
         "untouched file unreadable",
     );
+    // A hard link is one host inode under two listed names with the same content.
+    f.check(
+        fs.read_file("keep_hard").ok().as_deref() == Some(&keep[..]),
+        "hard link unreadable",
+    );
+    for name in ["", "a/b"] {
+        let got = errno_of(&fs.lookup(ROOT_ID, name));
+        f.check(
+            got == Some(libc::EINVAL),
+            format!("lookup of {name:?}: {got:?}"),
+        );
+    }
     for (name, errno) in [
         ("renamed", libc::ENOENT),
         ("renamed2", libc::ENOENT),
@@ -394,6 +407,14 @@ fn tampered_names_types_and_sizes_are_refused() {
         format!("readdirplus of dir: {plus_names:?}"),
     );
     fs.releasedir(dir, fh).unwrap();
+    // The inode handed out by READDIRPLUS is bound: it opens and reads verified.
+    if let Some(e) = plus.first() {
+        let got = fs.read_node(e.entry.nodeid);
+        f.check(
+            got.ok().as_deref() == Some(&b"inner\n"[..]),
+            "READDIRPLUS inode unreadable",
+        );
+    }
     f.check(
         fs.read_file("dir/inner").ok().as_deref() == Some(&b"inner\n"[..]),
         "dir/inner unreadable",

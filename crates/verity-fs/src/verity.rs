@@ -149,7 +149,12 @@ impl Verity {
     /// Where a child `name` of `parent` is, decided before the host is asked: its path and
     /// binding, or `ENOENT` for a name the manifest does not list (deny mode).
     pub(crate) fn resolve(&self, parent: u64, name: &[u8]) -> io::Result<(Vec<u8>, Bound)> {
+        if name.is_empty() || name.contains(&b'/') {
+            // Not one path component.
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         if !is_component(name) {
+            // `.` and `..` are never manifest names (the guest kernel resolves them itself).
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
         let (dir, bound) = self.bindings.path(parent).ok_or_else(|| {
