@@ -674,3 +674,62 @@ fn bad_or_unpinned_manifests_refuse_to_start() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--manifest"), "{err}");
 }
+
+#[test]
+fn readdirplus_pages_bind_hide_and_blank() {
+    let sealed = Sealed::new(MerkleParams::default(), false, |root| {
+        std::fs::create_dir(root.join("many")).unwrap();
+        for i in 0..150 {
+            std::fs::write(root.join(format!("many/f{i:03}")), format!("{i}\n")).unwrap();
+        }
+    });
+    for i in (0..150).step_by(10) {
+        std::fs::write(sealed.path(&format!("many/x{i:03}")), b"unlisted").unwrap();
+    }
+    // Tampered: another size.
+    std::fs::write(sealed.path("many/f007"), b"longer than before\n").unwrap();
+    let daemon = sealed.start(&[]);
+    let mut fs = client(&daemon);
+    let mut f = Failures::default();
+    let dir = fs.lookup_path("many").unwrap().nodeid;
+    let fh = fs.opendir(dir).unwrap().fh;
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let batch = fs.readdirplus(dir, fh, offset, 1024).unwrap();
+        let Some(last) = batch.last() else { break };
+        offset = last.dirent.offset;
+        seen.extend(batch);
+    }
+    fs.releasedir(dir, fh).unwrap();
+    let mut names: Vec<String> = seen
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.dirent.name).into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..150).map(|i| format!("f{i:03}")).collect();
+    f.check(
+        names == want,
+        format!("readdirplus names: {} of 150", names.len()),
+    );
+    for e in &seen {
+        let name = String::from_utf8_lossy(&e.dirent.name).into_owned();
+        if name == "f007" {
+            f.check(e.entry.nodeid == 0, "tampered entry has a node id");
+        } else if name.starts_with('f') {
+            let got = fs.read_node(e.entry.nodeid);
+            let want = format!("{}\n", name[1..].parse::<u32>().unwrap());
+            f.check(
+                got.ok().as_deref() == Some(want.as_bytes()),
+                format!("{name} via READDIRPLUS"),
+            );
+        }
+    }
+    let got = errno_of(&fs.lookup(dir, "f007"));
+    f.check(
+        got == Some(libc::EIO),
+        format!("lookup of the tampered entry: {got:?}"),
+    );
+    f.assert_none();
+}

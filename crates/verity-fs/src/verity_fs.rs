@@ -417,23 +417,15 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                     drop_refs.push(e.inode);
                     return Ok(1);
                 }
-                let resolved = dir
+                let accepted = dir
                     .as_ref()
                     .ok_or_else(eio)
-                    .and_then(|_| v.resolve(inode, d.name));
-                let checked = resolved.and_then(|(path, bound)| {
-                    if let Bound::Listed(i) = bound {
-                        if let Some(entry) = v.entry(i) {
-                            if let Err(m) = crate::binding::check_attr(entry, &e.attr) {
-                                v.integrity_failure(format_args!("{}: {m}", show(&path)))?;
-                            }
-                        }
-                    }
-                    Ok((path, bound))
-                });
-                match checked {
-                    Ok((path, bound)) => {
-                        let inode_no = e.inode;
+                    .and_then(|_| v.resolve(inode, d.name))
+                    .and_then(|(path, bound)| {
+                        v.accept(e.inode, &path, bound, &e.attr).map(|()| bound)
+                    });
+                match accepted {
+                    Ok(bound) => {
                         let mut e = e;
                         if let Bound::Listed(i) = bound {
                             if let Some(EntryKind::File { size, .. }) = v.entry(i).map(|x| &x.kind)
@@ -441,13 +433,13 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                                 e.attr.st_size = i64::try_from(*size).unwrap_or(i64::MAX);
                             }
                         }
-                        let n = add_entry(d, e)?;
-                        if n > 0 && v.accept(inode_no, &path, bound, &e.attr).is_err() {
-                            // Bound differently already: the guest learns the name, not the
-                            // inode; its own LOOKUP will fail.
-                            drop_refs.push(inode_no);
+                        let added = add_entry(d, e);
+                        if !matches!(added, Ok(n) if n > 0) {
+                            // Not delivered (full buffer or error): the guest holds no
+                            // reference, so neither does the binding.
+                            v.bindings.forget(e.inode, 1);
                         }
-                        Ok(n)
+                        added
                     }
                     Err(_) => {
                         // The name is shown without attributes (node id 0): the guest's own
@@ -462,11 +454,12 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                             entry_timeout: Duration::ZERO,
                         };
                         let n = add_entry(d, blank)?;
-                        // A full buffer makes the inner layer drop its own reference.
                         if n == 0 {
+                            // A full buffer: the inner layer drops its own reference and the
+                            // entry comes again in the next READDIRPLUS.
                             drop_refs.pop();
                         }
-                        Ok(n.max(1))
+                        Ok(n)
                     }
                 }
             },
