@@ -717,9 +717,9 @@ fn readdirplus_pages_bind_hide_and_blank() {
         let name = String::from_utf8_lossy(&e.dirent.name).into_owned();
         if name == "f007" {
             f.check(e.entry.nodeid == 0, "tampered entry has a node id");
-        } else if name.starts_with('f') {
+        } else if let Some(num) = name.strip_prefix('f') {
             let got = fs.read_node(e.entry.nodeid);
-            let want = format!("{}\n", name[1..].parse::<u32>().unwrap());
+            let want = format!("{}\n", num.parse::<u32>().unwrap());
             f.check(
                 got.ok().as_deref() == Some(want.as_bytes()),
                 format!("{name} via READDIRPLUS"),
