@@ -733,3 +733,49 @@ fn readdirplus_pages_bind_hide_and_blank() {
     );
     f.assert_none();
 }
+
+#[test]
+fn concurrent_reads_fail_only_over_the_bad_block() {
+    const SIZE: usize = 1 << 20;
+    let data = pseudo_random(SIZE, 42);
+    // With a tree store: the open succeeds and every read is judged on its own.
+    let sealed = Sealed::new(MerkleParams::default(), true, |root| {
+        std::fs::write(root.join("c.bin"), &data).unwrap();
+    });
+    let bad_block = 100u64;
+    flip(&sealed.path("c.bin"), bad_block * 4096 + 1);
+    let daemon = sealed.start(&["--thread-pool-size=4"]);
+    let mut fs = client(&daemon);
+    let mut f = Failures::default();
+    let node = fs.lookup(ROOT_ID, "c.bin").unwrap().nodeid;
+    let fh = fs.open(node, libc::O_RDONLY).unwrap().fh;
+    let mut seed = 7u64;
+    let mut pending = Vec::new();
+    for _ in 0..256 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let off = seed % SIZE as u64;
+        let len = (seed >> 40) as u32 % 20_000 + 1;
+        pending.push((off, len, fs.submit_read(node, fh, off, len).unwrap()));
+        if pending.len() == 16 {
+            for (off, len, p) in pending.drain(..) {
+                let got = fs.wait_read(p, len).map_err(|e| e.errno());
+                let end = (off + u64::from(len)).min(SIZE as u64);
+                let touches = off / 4096 <= bad_block && (end - 1) / 4096 >= bad_block;
+                if touches {
+                    f.check(
+                        got == Err(Some(libc::EIO)),
+                        format!("read {off}+{len} over the bad block"),
+                    );
+                } else {
+                    f.check(
+                        got.as_deref() == Ok(&data[off as usize..end as usize]),
+                        format!("read {off}+{len}"),
+                    );
+                }
+            }
+        }
+    }
+    f.assert_none();
+}
