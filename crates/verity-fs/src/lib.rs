@@ -24,6 +24,7 @@ mod config;
 mod errno;
 mod init;
 mod ioctl;
+mod listing;
 mod open_flags;
 pub mod ratelimit;
 mod trees;

@@ -170,18 +170,10 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Outcome of a verified read that did not return data.
-#[derive(Debug)]
-pub(crate) enum ReadFailure {
-    /// Reading the host file failed.
-    Io(io::Error),
-    /// A block did not verify.
-    Verify(VerifyError<io::Error>),
-}
-
 /// Reads `size` bytes at `offset`, verifying every block of the widened window before
-/// copying the requested range to `w`. With `audit`, a verification failure is reported
-/// through `on_failure` and the bytes are served anyway.
+/// copying the requested range to `w`. A verification failure is reported through
+/// `on_failure`; it is `EIO` with nothing copied, or with `audit` the bytes are served anyway.
+/// Host read errors are returned as they are.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn verified_read<F, S>(
     fs: &F,
@@ -195,7 +187,7 @@ pub(crate) fn verified_read<F, S>(
     lock_owner: Option<u64>,
     flags: u32,
     audit: bool,
-    on_failure: &dyn Fn(&ReadFailure),
+    on_failure: &dyn Fn(&VerifyError<io::Error>),
 ) -> io::Result<usize>
 where
     F: FileSystem<Inode = u64, Handle = u64>,
@@ -210,20 +202,10 @@ where
             buf.resize(win.len, 0);
         }
         let window = &mut buf[..win.len];
-        let got = match read_full(fs, ctx, inode, handle, window, win.start, lock_owner, flags) {
-            Ok(n) => n,
-            Err(e) => {
-                let f = ReadFailure::Io(e);
-                on_failure(&f);
-                return Err(match f {
-                    ReadFailure::Io(e) => e,
-                    ReadFailure::Verify(_) => io::Error::from_raw_os_error(libc::EIO),
-                });
-            }
-        };
+        let got = read_full(fs, ctx, inode, handle, window, win.start, lock_owner, flags)?;
         let served = got.min(win.skip + win.take).saturating_sub(win.skip);
         if let Err(e) = verifier.verify_blocks(win.first_block, &window[..got]) {
-            on_failure(&ReadFailure::Verify(e));
+            on_failure(&e);
             if !audit {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }

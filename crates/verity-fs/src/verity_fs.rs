@@ -30,11 +30,13 @@ use crate::binding::Bound;
 use crate::errno::{enosys, erofs, replace_enosys};
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
+use crate::listing;
 use crate::open_flags::{check_create_flags, check_open_flags};
-use crate::verified_read::{verified_read, InnerFile, ReadFailure};
+use crate::verified_read::{verified_read, InnerFile};
 use crate::verity::{show, Verity};
 use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
 use verity_manifest::EntryKind;
+use verity_merkle::VerifyError;
 
 /// Read-only filesystem wrapper around `F` (normally `PassthroughFs`).
 ///
@@ -339,12 +341,11 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                 .inner
                 .read(ctx, inode, handle, w, size, offset, lock_owner, flags);
         };
-        let on_failure = |f: &ReadFailure| match f {
-            ReadFailure::Verify(e) => v.record_failure(format_args!(
+        let on_failure = |e: &VerifyError<io::Error>| {
+            v.record_failure(format_args!(
                 "{}: read of {size} bytes at {offset}: {e}",
                 show(path)
-            )),
-            ReadFailure::Io(e) => log::debug!("{}: host read failed: {e}", show(path)),
+            ))
         };
         verified_read(
             &self.inner,
@@ -376,16 +377,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                 .inner
                 .readdir(ctx, inode, handle, size, offset, add_entry);
         };
-        let dir = v.bindings.path(inode);
-        self.inner
-            .readdir(ctx, inode, handle, size, offset, &mut |d: DirEntry| {
-                if v.visible(dir.as_ref(), d.name) {
-                    add_entry(d)
-                } else {
-                    // Hidden; non-zero so that the listing goes on.
-                    Ok(1)
-                }
-            })
+        listing::readdir(&self.inner, v, ctx, inode, handle, size, offset, add_entry)
     }
 
     fn readdirplus(
@@ -402,72 +394,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                 .inner
                 .readdirplus(ctx, inode, handle, size, offset, add_entry);
         };
-        let dir = v.bindings.path(inode);
-        // Inner lookup references of entries the guest does not get; dropped afterwards, not
-        // from inside the inner listing.
-        let mut drop_refs: Vec<u64> = Vec::new();
-        let res = self.inner.readdirplus(
-            ctx,
-            inode,
-            handle,
-            size,
-            offset,
-            &mut |d: DirEntry, e: Entry| {
-                if !v.visible(dir.as_ref(), d.name) {
-                    drop_refs.push(e.inode);
-                    return Ok(1);
-                }
-                let accepted = dir
-                    .as_ref()
-                    .ok_or_else(eio)
-                    .and_then(|_| v.resolve(inode, d.name))
-                    .and_then(|(path, bound)| {
-                        v.accept(e.inode, &path, bound, &e.attr).map(|()| bound)
-                    });
-                match accepted {
-                    Ok(bound) => {
-                        let mut e = e;
-                        if let Bound::Listed(i) = bound {
-                            if let Some(EntryKind::File { size, .. }) = v.entry(i).map(|x| &x.kind)
-                            {
-                                e.attr.st_size = i64::try_from(*size).unwrap_or(i64::MAX);
-                            }
-                        }
-                        let added = add_entry(d, e);
-                        if !matches!(added, Ok(n) if n > 0) {
-                            // Not delivered (full buffer or error): the guest holds no
-                            // reference, so neither does the binding.
-                            v.bindings.forget(e.inode, 1);
-                        }
-                        added
-                    }
-                    Err(_) => {
-                        // The name is shown without attributes (node id 0): the guest's own
-                        // LOOKUP then gets the error.
-                        drop_refs.push(e.inode);
-                        let blank = Entry {
-                            inode: 0,
-                            generation: 0,
-                            attr: e.attr,
-                            attr_flags: 0,
-                            attr_timeout: Duration::ZERO,
-                            entry_timeout: Duration::ZERO,
-                        };
-                        let n = add_entry(d, blank)?;
-                        if n == 0 {
-                            // A full buffer: the inner layer drops its own reference and the
-                            // entry comes again in the next READDIRPLUS.
-                            drop_refs.pop();
-                        }
-                        Ok(n)
-                    }
-                }
-            },
-        );
-        for ino in drop_refs {
-            self.inner.forget(ctx, ino, 1);
-        }
-        res
+        listing::readdirplus(&self.inner, v, ctx, inode, handle, size, offset, add_entry)
     }
 
     fn lseek(
