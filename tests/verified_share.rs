@@ -779,3 +779,19 @@ fn concurrent_reads_fail_only_over_the_bad_block() {
     }
     f.assert_none();
 }
+
+#[test]
+fn a_share_root_with_other_permissions_fails_the_mount() {
+    let sealed = Sealed::new(MerkleParams::default(), false, |root| {
+        std::fs::write(root.join("a"), b"a").unwrap();
+    });
+    let mode = std::fs::metadata(sealed.root()).unwrap().permissions();
+    let mut other = mode.clone();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut other, 0o777);
+    std::fs::set_permissions(sealed.root(), other).unwrap();
+    let daemon = sealed.start(&[]);
+    let init = VirtioFsClient::connect_and_init(daemon.socket_path());
+    let errno = init.err().and_then(|e| e.errno());
+    assert_eq!(errno, Some(libc::EIO), "INIT on a tampered share root");
+    std::fs::set_permissions(sealed.root(), mode).unwrap();
+}

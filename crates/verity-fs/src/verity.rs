@@ -199,6 +199,15 @@ impl Verity {
             })
     }
 
+    /// Checks the share root's host attributes against the manifest root.
+    pub(crate) fn check_root(&self, st: &stat64) -> io::Result<()> {
+        match self.entry(0).map(|root| check_attr(root, st)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(m)) => self.integrity_failure(format_args!("share root: {m}")),
+            None => Err(eio()),
+        }
+    }
+
     /// Whether two bindings pin the same content (hard links of one file).
     fn equivalent(&self, a: Bound, b: Bound) -> bool {
         match (a, b) {

@@ -33,7 +33,7 @@ use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
 use crate::open_flags::{check_create_flags, check_open_flags};
 use crate::verified_read::{verified_read, InnerFile};
-use crate::verity::{show, Verity};
+use crate::verity::{show, Verity, ROOT_INODE};
 use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
 use verity_manifest::EntryKind;
 use verity_merkle::VerifyError;
@@ -146,7 +146,13 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     // ---- lifecycle ----------------------------------------------------------------------
 
     fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
-        negotiate_init(capable, self.readdirplus, |c| self.inner.init(c))
+        let opts = negotiate_init(capable, self.readdirplus, |c| self.inner.init(c))?;
+        if let Some(v) = &self.verity {
+            // The share root is checked like any other directory; a mismatch fails the mount.
+            let (st, _) = self.inner.getattr(&Context::new(), ROOT_INODE, None)?;
+            v.check_root(&st)?;
+        }
+        Ok(opts)
     }
 
     fn destroy(&self) {
