@@ -48,6 +48,24 @@ pub enum SeccompArg {
     Trap,
 }
 
+/// What a failed verification does (`--verity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerityArg {
+    /// Refuse unverified bytes with EIO.
+    Enforce,
+    /// Log and count failures but serve anyway (diagnostics only).
+    Audit,
+}
+
+/// Names missing from the manifest (`--unlisted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnlistedArg {
+    /// They do not exist for the guest (ENOENT, hidden in listings).
+    Deny,
+    /// They are served unverified.
+    Allow,
+}
+
 /// verityfsd: a read-only virtio-fs vhost-user backend.
 #[derive(Debug, Parser)]
 #[command(
@@ -89,6 +107,30 @@ pub struct Args {
     /// Accepted for compatibility: the share is always read-only
     #[arg(long)]
     pub readonly: bool,
+
+    /// Manifest of the share (written by verityctl seal); every byte served is verified against
+    /// it. Without it the share is served unverified
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Expected digest of the --manifest file (sha256:HEX); the daemon refuses to start if the
+    /// manifest has another digest
+    #[arg(long, value_name = "DIGEST", requires = "manifest")]
+    pub manifest_digest: Option<String>,
+
+    /// Directory of stored Merkle trees (verityctl seal --tree-store); trees missing from it are
+    /// built from the files when they are first opened
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    pub tree_store: Option<PathBuf>,
+
+    /// What a failed check does: enforce (EIO) or audit (log, serve anyway) [default: enforce]
+    #[arg(long, value_enum, value_name = "MODE", requires = "manifest")]
+    pub verity: Option<VerityArg>,
+
+    /// Names missing from the manifest: deny (ENOENT) or allow (served unverified)
+    /// [default: deny]
+    #[arg(long, value_enum, value_name = "POLICY", requires = "manifest")]
+    pub unlisted: Option<UnlistedArg>,
 
     /// Pass extended attributes through to the guest (read-only)
     #[arg(long)]
@@ -147,6 +189,11 @@ mod tests {
             ("--fd=3", "--fd=4"),
             ("--sandbox=none", "--sandbox=namespace"),
             ("--seccomp=none", "--seccomp=kill"),
+            ("--manifest=/a", "--manifest=/b"),
+            ("--manifest-digest=sha256:00", "--manifest-digest=sha256:11"),
+            ("--tree-store=/a", "--tree-store=/b"),
+            ("--verity=enforce", "--verity=audit"),
+            ("--unlisted=deny", "--unlisted=allow"),
         ] {
             let res = Args::try_parse_from(["verityfsd", a, b]);
             assert!(res.is_err(), "{a} {b} was accepted");
@@ -158,6 +205,27 @@ mod tests {
         let res =
             Args::try_parse_from(["verityfsd", "--socket-path=/s", "--fd=3", "--shared-dir=/"]);
         assert!(res.is_err());
+    }
+
+    #[test]
+    fn verity_options_need_a_manifest() {
+        for opt in [
+            "--manifest-digest=sha256:00",
+            "--tree-store=/t",
+            "--verity=audit",
+            "--unlisted=allow",
+        ] {
+            let res = Args::try_parse_from(["verityfsd", "--fd=3", "--shared-dir=/", opt]);
+            assert!(res.is_err(), "{opt} was accepted without --manifest");
+            let res = Args::try_parse_from([
+                "verityfsd",
+                "--fd=3",
+                "--shared-dir=/",
+                "--manifest=/m",
+                opt,
+            ]);
+            assert!(res.is_ok(), "{opt} was refused with --manifest");
+        }
     }
 
     #[test]

@@ -7,12 +7,15 @@
 use std::fs;
 use std::io;
 use std::os::unix::io::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use log::LevelFilter;
-use verity_fs::{CacheMode, FsConfig};
+use verity_fs::{CacheMode, FsConfig, UnlistedPolicy, VerifyMode, VerityOptions};
+use verity_manifest::{Manifest, ManifestError};
+use verity_merkle::{FileDigest, HashAlgorithm};
 
-use crate::cli::{Args, CacheArg, SandboxArg, SeccompArg};
+use crate::cli::{Args, CacheArg, SandboxArg, SeccompArg, UnlistedArg, VerityArg};
 
 /// Longest tag the virtio-fs config space holds (bytes, no terminating NUL needed).
 pub const MAX_TAG_LEN: usize = 36;
@@ -54,6 +57,27 @@ pub struct LogConfig {
     pub syslog: bool,
 }
 
+/// A loaded, parsed (and, if pinned, digest-checked) manifest with its options.
+#[derive(Debug, Clone)]
+pub struct VerityConfig {
+    /// The --manifest path as given.
+    pub manifest_path: PathBuf,
+    /// The parsed manifest.
+    pub manifest: Arc<Manifest>,
+    /// Enforce/audit, unlisted policy, tree store.
+    pub options: VerityOptions,
+}
+
+impl PartialEq for VerityConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.manifest_path == other.manifest_path
+            && self.manifest.digest() == other.manifest.digest()
+            && self.options == other.options
+    }
+}
+
+impl Eq for VerityConfig {}
+
 /// Validated configuration of one daemon run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
@@ -61,6 +85,8 @@ pub struct DaemonConfig {
     pub listen: ListenConfig,
     /// Filesystem layer configuration (canonical shared directory, cache, xattr).
     pub fs: FsConfig,
+    /// The manifest to verify against (`None`: unverified read-only share).
+    pub verity: Option<VerityConfig>,
     /// Tag served in the config space, if any.
     pub tag: Option<String>,
     /// Worker threads; 0 = process requests in the queue thread.
@@ -129,6 +155,53 @@ pub enum ConfigError {
         "--seccomp={0} is not implemented yet; pass --seccomp=none to run without a seccomp filter"
     )]
     SeccompNotImplemented(&'static str),
+    /// --manifest cannot be read.
+    #[error("--manifest {path:?} cannot be read; check that the file exists and is readable")]
+    ManifestUnreadable {
+        /// The path as given.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// --manifest is not a valid manifest.
+    #[error(
+        "--manifest {path:?} is not a valid verityfsd manifest; write it with verityctl seal \
+         and do not edit it"
+    )]
+    ManifestInvalid {
+        /// The path as given.
+        path: PathBuf,
+        /// The decoding error.
+        #[source]
+        source: ManifestError,
+    },
+    /// --manifest-digest is malformed.
+    #[error(
+        "--manifest-digest {0:?} is not a manifest digest; pass sha256: followed by 64 \
+         lowercase hex digits (as verityctl seal prints it)"
+    )]
+    BadManifestDigest(String),
+    /// The manifest's digest differs from the pinned one.
+    #[error(
+        "--manifest {path:?} has digest {found}, but --manifest-digest pins {expected}; \
+         refusing to serve a share whose manifest is not the expected one (pass the right \
+         manifest, or the digest of this one if it is trusted)"
+    )]
+    ManifestDigestMismatch {
+        /// The path as given.
+        path: PathBuf,
+        /// The pinned digest.
+        expected: Box<FileDigest>,
+        /// The manifest's digest.
+        found: Box<FileDigest>,
+    },
+    /// --tree-store is not a readable directory.
+    #[error("--tree-store {path:?} is not a readable directory; pass the directory verityctl seal --tree-store wrote")]
+    TreeStoreUnusable {
+        /// The path as given.
+        path: PathBuf,
+    },
 }
 
 impl TryFrom<Args> for DaemonConfig {
@@ -187,8 +260,20 @@ impl TryFrom<Args> for DaemonConfig {
             Some(n) => RlimitNofile::Set(n),
         };
 
+        let verity = match &args.manifest {
+            Some(path) => Some(load_verity(
+                path,
+                args.manifest_digest.as_deref(),
+                args.tree_store.as_deref(),
+                args.verity,
+                args.unlisted,
+            )?),
+            None => None,
+        };
+
         Ok(DaemonConfig {
             listen,
+            verity,
             fs: FsConfig {
                 shared_dir,
                 cache: cache_mode(args.cache),
@@ -214,6 +299,66 @@ fn cache_mode(arg: CacheArg) -> CacheMode {
         CacheArg::Never => CacheMode::Never,
         CacheArg::Metadata => CacheMode::Metadata,
     }
+}
+
+/// Loads and checks `--manifest` and the options that go with it.
+fn load_verity(
+    path: &Path,
+    pinned: Option<&str>,
+    tree_store: Option<&Path>,
+    mode: Option<VerityArg>,
+    unlisted: Option<UnlistedArg>,
+) -> Result<VerityConfig, ConfigError> {
+    // Parse the pin first: a typo must not be reported as a mismatch.
+    let expected = pinned
+        .map(|p| {
+            p.parse::<FileDigest>()
+                .ok()
+                .filter(|d| d.algorithm() == HashAlgorithm::Sha256)
+                .ok_or_else(|| ConfigError::BadManifestDigest(p.to_owned()))
+        })
+        .transpose()?;
+    let bytes = fs::read(path).map_err(|source| ConfigError::ManifestUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let manifest = Manifest::parse(&bytes).map_err(|source| ConfigError::ManifestInvalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Some(expected) = expected {
+        if *manifest.digest() != expected {
+            return Err(ConfigError::ManifestDigestMismatch {
+                path: path.to_path_buf(),
+                expected: Box::new(expected),
+                found: Box::new(*manifest.digest()),
+            });
+        }
+    }
+    let tree_store = tree_store
+        .map(|t| match fs::read_dir(t) {
+            Ok(_) => Ok(t.to_path_buf()),
+            Err(_) => Err(ConfigError::TreeStoreUnusable {
+                path: t.to_path_buf(),
+            }),
+        })
+        .transpose()?;
+    Ok(VerityConfig {
+        manifest_path: path.to_path_buf(),
+        manifest: Arc::new(manifest),
+        options: VerityOptions {
+            mode: match mode {
+                None | Some(VerityArg::Enforce) => VerifyMode::Enforce,
+                Some(VerityArg::Audit) => VerifyMode::Audit,
+            },
+            unlisted: match unlisted {
+                None | Some(UnlistedArg::Deny) => UnlistedPolicy::Deny,
+                Some(UnlistedArg::Allow) => UnlistedPolicy::Allow,
+            },
+            tree_store,
+            ..VerityOptions::default()
+        },
+    })
 }
 
 /// Resolves symlinks in the shared directory: the passthrough layer opens the root with
@@ -403,6 +548,82 @@ mod tests {
         assert!(cfg.fs.xattr);
         let err = parse(&["--socket-path=/s", &shared, "--thread-pool-size=100000"]).unwrap_err();
         assert!(matches!(err, ConfigError::ThreadPoolTooLarge(100_000)));
+    }
+
+    fn write_manifest(dir: &Path) -> (PathBuf, Manifest) {
+        let root = verity_manifest::Entry {
+            path: b"/".to_vec(),
+            kind: verity_manifest::EntryKind::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let m = Manifest::new(verity_merkle::MerkleParams::default(), vec![root]).unwrap();
+        let path = dir.join("manifest");
+        fs::write(&path, m.to_bytes()).unwrap();
+        (path, m)
+    }
+
+    #[test]
+    fn manifest_is_loaded_and_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        let (path, m) = write_manifest(dir.path());
+        let man = format!("--manifest={}", path.display());
+        let cfg = parse(&["--socket-path=/s", &shared, &man]).unwrap();
+        let v = cfg.verity.unwrap();
+        assert_eq!(v.manifest.digest(), m.digest());
+        assert_eq!(v.options.mode, VerifyMode::Enforce);
+        assert_eq!(v.options.unlisted, UnlistedPolicy::Deny);
+        let pin = format!("--manifest-digest={}", m.digest());
+        let store = format!("--tree-store={}", dir.path().display());
+        let cfg = parse(&[
+            "--socket-path=/s",
+            &shared,
+            &man,
+            &pin,
+            &store,
+            "--verity=audit",
+            "--unlisted=allow",
+        ])
+        .unwrap();
+        let v = cfg.verity.unwrap();
+        assert_eq!(v.options.mode, VerifyMode::Audit);
+        assert_eq!(v.options.unlisted, UnlistedPolicy::Allow);
+        assert_eq!(v.options.tree_store.as_deref(), Some(dir.path()));
+        assert!(parse(&["--socket-path=/s", &shared])
+            .unwrap()
+            .verity
+            .is_none());
+    }
+
+    #[test]
+    fn manifest_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = format!("--shared-dir={}", dir.path().display());
+        let (path, m) = write_manifest(dir.path());
+        let man = format!("--manifest={}", path.display());
+        let wrong = format!("--manifest-digest=sha256:{}", "0".repeat(64));
+        let err = parse(&["--socket-path=/s", &shared, &man, &wrong]).unwrap_err();
+        assert!(matches!(err, ConfigError::ManifestDigestMismatch { .. }));
+        let text = err.to_string();
+        assert!(text.contains(&m.digest().to_string()) && text.contains(&"0".repeat(64)));
+        for bad in ["--manifest-digest=abc", "--manifest-digest=sha512:00"] {
+            let err = parse(&["--socket-path=/s", &shared, &man, bad]).unwrap_err();
+            assert!(matches!(err, ConfigError::BadManifestDigest(_)), "{bad}");
+        }
+        let mut bytes = m.to_bytes();
+        bytes.push(b'\n');
+        fs::write(&path, bytes).unwrap();
+        let err = parse(&["--socket-path=/s", &shared, &man]).unwrap_err();
+        assert!(matches!(err, ConfigError::ManifestInvalid { .. }));
+        let missing = format!("--manifest={}", dir.path().join("nope").display());
+        let err = parse(&["--socket-path=/s", &shared, &missing]).unwrap_err();
+        assert!(matches!(err, ConfigError::ManifestUnreadable { .. }));
+        fs::write(&path, m.to_bytes()).unwrap();
+        let store = format!("--tree-store={}", dir.path().join("nope").display());
+        let err = parse(&["--socket-path=/s", &shared, &man, &store]).unwrap_err();
+        assert!(matches!(err, ConfigError::TreeStoreUnusable { .. }));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::thread;
 
 use fuse_backend_rs::api::server::Server;
-use verity_fs::VerityFs;
+use verity_fs::{UnlistedPolicy, VerifyMode, Verity, VerityFs};
+use verity_manifest::Manifest;
 use vhost::vhost_user::Error as VhostUserError;
 use vhost_user_backend::{Error as DaemonError, VhostUserDaemon};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
@@ -110,7 +111,24 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
     apply_rlimit(cfg.rlimit_nofile)?;
 
     let inner = verity_fs::new_passthrough(&cfg.fs).map_err(Error::CreateFs)?;
-    let fs = VerityFs::new(inner, cfg.fs.cache.readdirplus());
+    let fs = match &cfg.verity {
+        Some(v) => {
+            log::info!(
+                "verifying every read against manifest {} ({}, {} entries, {} mode, unlisted names {})",
+                v.manifest_path.display(),
+                v.manifest.digest(),
+                v.manifest.entries().len(),
+                if v.options.mode == VerifyMode::Audit { "AUDIT" } else { "enforce" },
+                if v.options.unlisted == UnlistedPolicy::Allow { "served UNVERIFIED" } else { "denied" },
+            );
+            let verity = Verity::new(Manifest::clone(&v.manifest), v.options.clone());
+            VerityFs::verified(inner, cfg.fs.cache.readdirplus(), verity)
+        }
+        None => {
+            log::info!("no --manifest: serving the share read-only WITHOUT verification");
+            VerityFs::new(inner, cfg.fs.cache.readdirplus())
+        }
+    };
     let server = Arc::new(Server::new(fs));
     let pool = match cfg.thread_pool_size {
         0 => None,

@@ -12,7 +12,6 @@ mod error;
 mod logging;
 mod pidfile;
 mod queue_worker;
-mod ratelimit;
 mod request_check;
 mod socket;
 mod sys;
@@ -22,6 +21,8 @@ mod worker_pool;
 use std::process::ExitCode;
 
 use clap::Parser;
+// Guest-triggerable log lines (queue worker) share the filesystem layer's rate limiter.
+use verity_fs::warn_ratelimited;
 
 use crate::cli::Args;
 use crate::config::DaemonConfig;

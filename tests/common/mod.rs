@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use vhost_user_harness::{DaemonProcess, HarnessConfig, VirtioFsClient, ROOT_ID};
 
+pub mod seal;
+
 /// How long a daemon gets to answer after a hostile request.
 pub const STILL_SERVING_TIMEOUT: Duration = Duration::from_secs(3);
 /// Size of the large pseudo-random file (several MiB, not block aligned).

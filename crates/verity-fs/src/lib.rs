@@ -6,8 +6,8 @@
 //! directory) and makes it read-only by construction: every mutating request is answered with
 //! `EROFS`, opens for writing are refused, DAX mappings are refused and the FUSE INIT reply is
 //! adjusted (no writeback cache, no per-file DAX, plus the performance flags the passthrough
-//! layer forgets to ask for). The wrapper is also the seam where block verification and digest
-//! exposure are added later.
+//! layer forgets to ask for). Given a manifest ([`Verity`]), it also verifies every byte it
+//! serves against fs-verity Merkle trees and exposes the digests (`docs/guest-abi.md`).
 //!
 //! This crate never sees virtqueues or vhost-user: the daemon hands it to a
 //! `fuse_backend_rs::api::server::Server`, which decodes FUSE requests.
@@ -19,16 +19,29 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod binding;
 mod config;
 mod errno;
 mod init;
 mod ioctl;
+mod listing;
 mod names;
 mod open_flags;
+pub mod ratelimit;
+mod trees;
+mod verified_read;
+mod verity;
 mod verity_fs;
+mod xattr;
 
 pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsConfigError};
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
+pub use ioctl::{
+    FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY,
+    FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL,
+};
 pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
+pub use verity::{UnlistedPolicy, VerifyMode, Verity, VerityOptions};
 pub use verity_fs::VerityFs;
+pub use xattr::{DIGEST_XATTR, MANIFEST_DIGEST_XATTR, RESERVED_PREFIX};

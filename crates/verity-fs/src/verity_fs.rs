@@ -11,6 +11,10 @@
 //!   `listxattr`);
 //! - answered here without the inner filesystem (`ioctl`, DAX mappings).
 //!
+//! With a manifest ([`VerityFs::verified`]) the wrapper also binds every inode to its manifest
+//! path (`lookup`, `readdirplus`, `forget`), hides unlisted names, checks opens, verifies every
+//! read block by block, and answers the digest ioctls and xattrs (see [`crate::Verity`]).
+//!
 //! fuse-backend-rs 0.14 has no trait method for COPY_FILE_RANGE or TMPFILE: the daemon answers
 //! those with `EROFS` before the server sees them.
 
@@ -26,11 +30,18 @@ use fuse_backend_rs::api::filesystem::{
 };
 use fuse_backend_rs::transport::FsCacheReqHandler;
 
+use crate::binding::Bound;
 use crate::errno::{enosys, erofs, replace_enosys};
 use crate::init::negotiate_init;
-use crate::ioctl::{handle_ioctl, IoctlRequest};
+use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
+use crate::listing;
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::verified_read::{verified_read, InnerFile};
+use crate::verity::{show, Verity, ROOT_INODE};
+use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
+use verity_manifest::EntryKind;
+use verity_merkle::VerifyError;
 
 /// Read-only filesystem wrapper around `F` (normally `PassthroughFs`).
 ///
@@ -40,13 +51,36 @@ use crate::open_flags::{check_create_flags, check_open_flags};
 pub struct VerityFs<F> {
     inner: F,
     readdirplus: bool,
+    verity: Option<Verity>,
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
 }
 
 impl<F> VerityFs<F> {
     /// Wraps `inner`. With `readdirplus == false` the readdirplus INIT flags are never enabled
     /// (virtiofsd does this for `cache=never`).
     pub fn new(inner: F, readdirplus: bool) -> Self {
-        VerityFs { inner, readdirplus }
+        VerityFs {
+            inner,
+            readdirplus,
+            verity: None,
+        }
+    }
+
+    /// Wraps `inner` and verifies everything it serves against `verity`'s manifest.
+    pub fn verified(inner: F, readdirplus: bool, verity: Verity) -> Self {
+        VerityFs {
+            inner,
+            readdirplus,
+            verity: Some(verity),
+        }
+    }
+
+    /// The verification state, when serving a manifest.
+    pub fn verity(&self) -> Option<&Verity> {
+        self.verity.as_ref()
     }
 
     /// The wrapped filesystem.
@@ -55,17 +89,81 @@ impl<F> VerityFs<F> {
     }
 }
 
-impl<F: FileSystem> FileSystem for VerityFs<F> {
+impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
+    /// Checks a freshly opened regular file against its manifest entry and sets up its tree.
+    fn check_open(&self, v: &Verity, ctx: &Context, inode: u64, handle: u64) -> io::Result<()> {
+        let Some((_, entry)) = v.listed(inode) else {
+            return Ok(());
+        };
+        let (size, digest) = match &entry.kind {
+            EntryKind::File { size, digest } => (*size, *digest),
+            _ => return Ok(()),
+        };
+        let (st, _) = self.inner.getattr(ctx, inode, Some(handle))?;
+        let host_size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || host_size != size {
+            v.integrity_failure(format_args!(
+                "{}: opened a host file of {host_size} bytes (mode {:#o}), the manifest says a \
+                 regular file of {size} bytes",
+                show(&entry.path),
+                st.st_mode
+            ))?;
+        }
+        let file = InnerFile {
+            fs: &self.inner,
+            ctx,
+            inode,
+            handle,
+        };
+        if let Err(e) = v.trees.load(&digest, size, v.manifest().params(), &file) {
+            v.integrity_failure(format_args!("{}: {e}", show(&entry.path)))?;
+        }
+        Ok(())
+    }
+
+    /// Binds an inode the inner filesystem just returned, or drops it again.
+    fn accept_entry(
+        &self,
+        v: &Verity,
+        ctx: &Context,
+        path: &[u8],
+        bound: Bound,
+        mut entry: Entry,
+    ) -> io::Result<Entry> {
+        if let Err(e) = v.accept(entry.inode, path, bound, &entry.attr) {
+            self.inner.forget(ctx, entry.inode, 1);
+            return Err(e);
+        }
+        if let Bound::Listed(i) = bound {
+            if let Some(EntryKind::File { size, .. }) = v.entry(i).map(|e| &e.kind) {
+                // The verified size is the size (audit mode may serve a differing host file).
+                entry.attr.st_size = i64::try_from(*size).unwrap_or(i64::MAX);
+            }
+        }
+        Ok(entry)
+    }
+}
+
+impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F> {
     type Inode = F::Inode;
     type Handle = F::Handle;
 
     // ---- lifecycle ----------------------------------------------------------------------
 
     fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
-        negotiate_init(capable, self.readdirplus, |c| self.inner.init(c))
+        let opts = negotiate_init(capable, self.readdirplus, |c| self.inner.init(c))?;
+        if let Some(v) = &self.verity {
+            // The share root is checked like any other directory; a mismatch fails the mount.
+            let (st, _) = self.inner.getattr(&Context::new(), ROOT_INODE, None)?;
+            v.check_root(&st)?;
+        }
+        Ok(opts)
     }
 
     fn destroy(&self) {
+        if let Some(v) = &self.verity {
+            v.bindings.clear();
+        }
         self.inner.destroy()
     }
 
@@ -73,14 +171,31 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
 
     fn lookup(&self, ctx: &Context, parent: Self::Inode, name: &CStr) -> io::Result<Entry> {
         check_name(name)?;
-        self.inner.lookup(ctx, parent, name)
+        let Some(v) = &self.verity else {
+            return self.inner.lookup(ctx, parent, name);
+        };
+        // Unlisted names are refused before the host is asked.
+        let (path, bound) = v.resolve(parent, name.to_bytes())?;
+        let entry = self.inner.lookup(ctx, parent, name)?;
+        if entry.inode == 0 {
+            return Ok(entry);
+        }
+        self.accept_entry(v, ctx, &path, bound, entry)
     }
 
     fn forget(&self, ctx: &Context, inode: Self::Inode, count: u64) {
+        if let Some(v) = &self.verity {
+            v.bindings.forget(inode, count);
+        }
         self.inner.forget(ctx, inode, count)
     }
 
     fn batch_forget(&self, ctx: &Context, requests: Vec<(Self::Inode, u64)>) {
+        if let Some(v) = &self.verity {
+            for &(inode, count) in &requests {
+                v.bindings.forget(inode, count);
+            }
+        }
         self.inner.batch_forget(ctx, requests)
     }
 
@@ -90,11 +205,34 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         inode: Self::Inode,
         handle: Option<Self::Handle>,
     ) -> io::Result<(stat64, Duration)> {
-        self.inner.getattr(ctx, inode, handle)
+        let (mut st, timeout) = self.inner.getattr(ctx, inode, handle)?;
+        if let Some((_, entry)) = self.verity.as_ref().and_then(|v| v.listed(inode)) {
+            if let EntryKind::File { size, .. } = entry.kind {
+                st.st_size = i64::try_from(size).unwrap_or(i64::MAX);
+            }
+        }
+        Ok((st, timeout))
     }
 
     fn readlink(&self, ctx: &Context, inode: Self::Inode) -> io::Result<Vec<u8>> {
-        self.inner.readlink(ctx, inode)
+        let target = self.inner.readlink(ctx, inode)?;
+        let Some(v) = &self.verity else {
+            return Ok(target);
+        };
+        match v.listed(inode).map(|(_, e)| e) {
+            Some(e) => match &e.kind {
+                EntryKind::Symlink { target: expected } if *expected == target => Ok(target),
+                _ => {
+                    v.integrity_failure(format_args!(
+                        "{}: symlink target differs from the manifest",
+                        show(&e.path)
+                    ))?;
+                    Ok(target)
+                }
+            },
+            None if v.bindings.bound(inode).is_some() => Ok(target),
+            None => Err(eio()),
+        }
     }
 
     fn access(&self, ctx: &Context, inode: Self::Inode, mask: u32) -> io::Result<()> {
@@ -121,7 +259,24 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         fuse_flags: u32,
     ) -> io::Result<(Option<Self::Handle>, OpenOptions, Option<u32>)> {
         let flags = check_open_flags(flags)?;
-        self.inner.open(ctx, inode, flags, fuse_flags)
+        let Some(v) = &self.verity else {
+            return self.inner.open(ctx, inode, flags, fuse_flags);
+        };
+        if v.bindings.bound(inode).is_none() {
+            return Err(eio());
+        }
+        let opened = self.inner.open(ctx, inode, flags, fuse_flags)?;
+        let Some(handle) = opened.0 else {
+            // Without a handle there is nothing to verify reads with.
+            return Err(eio());
+        };
+        if let Err(e) = self.check_open(v, ctx, inode, handle) {
+            let _ = self
+                .inner
+                .release(ctx, inode, flags, handle, false, false, None);
+            return Err(e);
+        }
+        Ok(opened)
     }
 
     fn create(
@@ -137,19 +292,17 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         let flags = check_create_flags(args.flags)?;
         // No file can exist under a name that is not a single component.
         check_name(name).map_err(|_| erofs())?;
-        let entry = match self.inner.lookup(ctx, parent, name) {
+        // Through this layer's lookup and open, so that bindings and checks apply.
+        let entry = match self.lookup(ctx, parent, name) {
             Ok(entry) => entry,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),
             Err(e) => return Err(e),
         };
-        match self
-            .inner
-            .open(ctx, Self::Inode::from(entry.inode), flags, args.fuse_flags)
-        {
+        match self.open(ctx, entry.inode, flags, args.fuse_flags) {
             Ok((handle, opts, passthrough)) => Ok((entry, handle, opts, passthrough)),
             Err(e) => {
                 // Drop the lookup reference taken above: the guest never learns this entry.
-                self.inner.forget(ctx, Self::Inode::from(entry.inode), 1);
+                self.forget(ctx, entry.inode, 1);
                 Err(e)
             }
         }
@@ -178,8 +331,50 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         lock_owner: Option<u64>,
         flags: u32,
     ) -> io::Result<usize> {
-        self.inner
-            .read(ctx, inode, handle, w, size, offset, lock_owner, flags)
+        let Some(v) = &self.verity else {
+            return self
+                .inner
+                .read(ctx, inode, handle, w, size, offset, lock_owner, flags);
+        };
+        let (verifier, path) = match v.listed(inode) {
+            Some((_, e)) => match &e.kind {
+                EntryKind::File { digest, .. } => (v.trees.get(digest), &e.path),
+                _ => return Err(eio()),
+            },
+            None if v.bindings.bound(inode) == Some(Bound::Unlisted) => {
+                return self
+                    .inner
+                    .read(ctx, inode, handle, w, size, offset, lock_owner, flags);
+            }
+            None => return Err(eio()),
+        };
+        let Some(verifier) = verifier else {
+            // Only reachable in audit mode, when the tree could not be set up at open.
+            v.integrity_failure(format_args!("{}: read without a verified tree", show(path)))?;
+            return self
+                .inner
+                .read(ctx, inode, handle, w, size, offset, lock_owner, flags);
+        };
+        let on_failure = |e: &VerifyError<io::Error>| {
+            v.record_failure(format_args!(
+                "{}: read of {size} bytes at {offset}: {e}",
+                show(path)
+            ))
+        };
+        verified_read(
+            &self.inner,
+            ctx,
+            inode,
+            handle,
+            &verifier,
+            w,
+            size,
+            offset,
+            lock_owner,
+            flags,
+            v.audit(),
+            &on_failure,
+        )
     }
 
     fn readdir(
@@ -191,8 +386,12 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
     ) -> io::Result<()> {
-        self.inner
-            .readdir(ctx, inode, handle, size, offset, add_entry)
+        let Some(v) = &self.verity else {
+            return self
+                .inner
+                .readdir(ctx, inode, handle, size, offset, add_entry);
+        };
+        listing::readdir(&self.inner, v, ctx, inode, handle, size, offset, add_entry)
     }
 
     fn readdirplus(
@@ -204,8 +403,12 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry, Entry) -> io::Result<usize>,
     ) -> io::Result<()> {
-        self.inner
-            .readdirplus(ctx, inode, handle, size, offset, add_entry)
+        let Some(v) = &self.verity else {
+            return self
+                .inner
+                .readdirplus(ctx, inode, handle, size, offset, add_entry);
+        };
+        listing::readdirplus(&self.inner, v, ctx, inode, handle, size, offset, add_entry)
     }
 
     fn lseek(
@@ -350,6 +553,18 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         name: &CStr,
         size: u32,
     ) -> io::Result<GetxattrReply> {
+        if is_reserved(name.to_bytes()) {
+            // Ours or nothing: host xattrs under this prefix are never passed through.
+            let ours = self
+                .verity
+                .as_ref()
+                .map(|v| v.xattrs(inode))
+                .unwrap_or_default();
+            return match ours.iter().find(|(n, _)| n.as_bytes() == name.to_bytes()) {
+                Some((_, value)) => value_reply(value, size),
+                None => Err(io::Error::from_raw_os_error(libc::ENODATA)),
+            };
+        }
         // Without --xattr the inner filesystem says ENOSYS; the guest would then stop asking
         // for xattrs for the life of the mount. "No such attribute" keeps the door open.
         self.inner
@@ -363,9 +578,23 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
         inode: Self::Inode,
         size: u32,
     ) -> io::Result<ListxattrReply> {
-        self.inner
-            .listxattr(ctx, inode, size)
-            .map_err(|e| replace_enosys(e, libc::EOPNOTSUPP))
+        let ours = self
+            .verity
+            .as_ref()
+            .map(|v| v.xattrs(inode))
+            .unwrap_or_default();
+        let host = match self.inner.listxattr(ctx, inode, HOST_LIST_MAX) {
+            Ok(ListxattrReply::Names(list)) => filter_host_list(&list),
+            Ok(ListxattrReply::Count(_)) => Vec::new(),
+            Err(e) if !ours.is_empty() && e.raw_os_error() == Some(libc::ENOSYS) => Vec::new(),
+            Err(e) => return Err(replace_enosys(e, libc::EOPNOTSUPP)),
+        };
+        let mut list = host;
+        for (name, _) in ours {
+            list.extend_from_slice(name.as_bytes());
+            list.push(0);
+        }
+        list_reply(list, size)
     }
 
     // ---- answered here: ioctl and DAX -----------------------------------------------------
@@ -373,7 +602,7 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
     fn ioctl(
         &self,
         _ctx: &Context,
-        _inode: Self::Inode,
+        inode: Self::Inode,
         _handle: Self::Handle,
         flags: u32,
         cmd: u32,
@@ -385,7 +614,10 @@ impl<F: FileSystem> FileSystem for VerityFs<F> {
             flags,
             out_size,
         };
-        handle_ioctl(req, data.data.unwrap_or_default())
+        let target = IoctlTarget {
+            measure: self.verity.as_ref().and_then(|v| v.measure_reply(inode)),
+        };
+        handle_ioctl(req, data.data.unwrap_or_default(), target)
     }
 
     fn setupmapping(

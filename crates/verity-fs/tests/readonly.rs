@@ -377,26 +377,31 @@ fn xattrs_without_support_do_not_return_enosys() {
 }
 
 #[test]
-fn ioctls_are_enotty() {
+fn ioctls_without_manifest() {
     let f = fixture(CacheMode::Auto, false);
     let file = lookup(&f, "file");
     let (handle, _, _) =
         f.fs.open(&f.ctx, file.inode, libc::O_RDONLY as u32, 0)
             .unwrap();
+    let handle = handle.unwrap();
     let input = [0u8; 68];
-    let data = IoctlData {
-        result: 0,
-        data: Some(&input),
+    let call = |cmd: u32, out_size: u32| {
+        let data = IoctlData {
+            result: 0,
+            data: Some(&input),
+        };
+        f.fs.ioctl(&f.ctx, file.inode, handle, 0, cmd, data, out_size)
+            .map(|d| (d.result, d.data.map(<[u8]>::to_vec)))
     };
-    // FS_IOC_MEASURE_VERITY as the guest sends it.
-    let res = f.fs.ioctl(
-        &f.ctx,
-        file.inode,
-        handle.unwrap(),
-        0,
-        0xc004_6686,
-        data,
-        68,
-    );
-    assert_eq!(res.err().and_then(|e| e.raw_os_error()), Some(libc::ENOTTY));
+    // FS_IOC_MEASURE_VERITY as the guest sends it: an unverified file has no digest.
+    assert_eq!(call(0xc004_6686, 68).ok(), Some((-libc::ENODATA, None)));
+    // FS_IOC_GETFLAGS: no flags.
+    assert_eq!(call(0x8008_6601, 4).ok(), Some((0, Some(vec![0; 4]))));
+    // FS_IOC_ENABLE_VERITY: read-only share.
+    assert_eq!(call(0x4080_6685, 0).ok(), Some((-libc::EROFS, None)));
+    // FS_IOC_READ_VERITY_METADATA and anything else: ENOTTY.
+    for cmd in [0xc028_6687, 0x1234] {
+        let res = call(cmd, 40);
+        assert_eq!(res.err().and_then(|e| e.raw_os_error()), Some(libc::ENOTTY));
+    }
 }

@@ -67,9 +67,9 @@ macro_rules! warn_ratelimited {
         static LIMIT: $crate::ratelimit::RateLimit = $crate::ratelimit::RateLimit::new();
         if let Some(suppressed) = LIMIT.check() {
             if suppressed > 0 {
-                log::warn!("({suppressed} similar messages suppressed)");
+                ::log::warn!("({suppressed} similar messages suppressed)");
             }
-            log::warn!($($arg)+);
+            ::log::warn!($($arg)+);
         }
     }};
 }

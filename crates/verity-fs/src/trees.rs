@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! Merkle trees of the served files: one [`Verifier`] per file digest, shared by every inode
+//! with that content, all sharing one bounded [`TreeCache`] of verified tree blocks.
+//!
+//! A tree comes from the tree store (`--tree-store`) when it holds an entry for the digest
+//! whose descriptor hashes to that digest; otherwise (no store, no entry, or an entry with a bad
+//! descriptor) it is built from the file itself and used only if its digest equals the
+//! manifest's. Stored tree blocks stay on disk and are verified up to the root hash as they are
+//! used, so a corrupted level fails the reads it covers. Built trees are kept in memory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use verity_manifest::{split_store_blob, store_relative_path, StoreBlobError};
+use verity_merkle::{
+    build_parallel, BuildError, Descriptor, FileDigest, GeometryError, MerkleParams, ReadAt,
+    TreeCache, TreeSource, Verifier, DESCRIPTOR_SIZE,
+};
+
+use crate::warn_ratelimited;
+
+/// Where a verifier reads tree blocks from.
+#[derive(Debug)]
+pub(crate) enum TreeBytes {
+    /// A tree store entry: descriptor, then the tree.
+    Store(File),
+    /// A tree built from the file.
+    Memory(Vec<u8>),
+}
+
+impl TreeSource for TreeBytes {
+    type Error = io::Error;
+
+    fn read_tree_block(&self, index: u64, out: &mut [u8]) -> io::Result<()> {
+        match self {
+            TreeBytes::Store(f) => {
+                let off = index
+                    .checked_mul(out.len() as u64)
+                    .and_then(|o| o.checked_add(DESCRIPTOR_SIZE as u64))
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+                f.read_exact_at(out, off)
+            }
+            TreeBytes::Memory(t) => t
+                .read_tree_block(index, out)
+                .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e)),
+        }
+    }
+}
+
+/// The verifier of one file.
+pub(crate) type FileVerifier = Verifier<TreeBytes>;
+
+/// Why no tree could be set up for a file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TreeError {
+    /// Reading the file to build its tree failed (or its size is impossible).
+    #[error("cannot build the Merkle tree: {0}")]
+    Build(String),
+    /// The file's content does not hash to the manifest digest.
+    #[error("the file's fs-verity digest is {found}, the manifest says {expected}")]
+    DigestMismatch {
+        /// Digest from the manifest.
+        expected: Box<FileDigest>,
+        /// Digest of the file.
+        found: Box<FileDigest>,
+    },
+    /// The tree geometry is impossible.
+    #[error("invalid tree geometry")]
+    Geometry(#[source] GeometryError),
+}
+
+type Slot = Arc<Mutex<Option<Arc<FileVerifier>>>>;
+
+/// All trees of the share.
+#[derive(Debug)]
+pub(crate) struct Trees {
+    store: Option<PathBuf>,
+    cache: Arc<TreeCache>,
+    slots: Mutex<HashMap<FileDigest, Slot>>,
+    threads: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Trees {
+    /// Trees read from `store` (if any), verified blocks cached in a cache of `cache_blocks`.
+    pub(crate) fn new(store: Option<PathBuf>, cache_blocks: usize) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4);
+        Trees {
+            store,
+            cache: Arc::new(TreeCache::new(cache_blocks)),
+            slots: Mutex::new(HashMap::new()),
+            threads,
+        }
+    }
+
+    fn slot(&self, digest: &FileDigest) -> Slot {
+        lock(&self.slots).entry(*digest).or_default().clone()
+    }
+
+    /// The verifier for `digest` if it is already set up.
+    pub(crate) fn get(&self, digest: &FileDigest) -> Option<Arc<FileVerifier>> {
+        let slot = lock(&self.slots).get(digest).cloned()?;
+        let v = lock(&slot).clone();
+        v
+    }
+
+    /// The verifier for a file of `size` bytes with `digest`, set up on first use from the
+    /// tree store or by building the tree from `file`.
+    pub(crate) fn load<R>(
+        &self,
+        digest: &FileDigest,
+        size: u64,
+        params: &MerkleParams,
+        file: &R,
+    ) -> Result<Arc<FileVerifier>, TreeError>
+    where
+        R: ReadAt<Error = io::Error> + Sync + ?Sized,
+    {
+        let slot = self.slot(digest);
+        // Held while building: a second open of the same content waits for the first.
+        let mut guard = lock(&slot);
+        if let Some(v) = guard.as_ref() {
+            return Ok(v.clone());
+        }
+        let verifier = match self.stored(digest, size) {
+            Some(v) => v,
+            None => self.build(digest, size, params, file)?,
+        };
+        let v = Arc::new(verifier);
+        *guard = Some(v.clone());
+        Ok(v)
+    }
+
+    /// The stored tree of `digest`, if the store has a usable entry.
+    fn stored(&self, digest: &FileDigest, size: u64) -> Option<FileVerifier> {
+        let path = self.store.as_ref()?.join(store_relative_path(digest));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                log::debug!("no tree store entry for {digest}; building the tree");
+                return None;
+            }
+            Err(e) => {
+                warn_ratelimited!(
+                    "tree store entry {}: {e}; building the tree",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        match check_store_entry(&file, digest, size) {
+            Ok(desc) => {
+                match Verifier::with_cache(&desc, TreeBytes::Store(file), self.cache.clone()) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        warn_ratelimited!(
+                            "tree store entry {}: {e}; building the tree",
+                            path.display()
+                        );
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                warn_ratelimited!(
+                    "tree store entry {} is unusable ({e}); building the tree from the file",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
+    fn build<R>(
+        &self,
+        digest: &FileDigest,
+        size: u64,
+        params: &MerkleParams,
+        file: &R,
+    ) -> Result<FileVerifier, TreeError>
+    where
+        R: ReadAt<Error = io::Error> + Sync + ?Sized,
+    {
+        let tree =
+            build_parallel(params.clone(), file, size, self.threads).map_err(|e| match e {
+                BuildError::Geometry(g) => TreeError::Geometry(g),
+                other => TreeError::Build(other.to_string()),
+            })?;
+        let found = tree.digest();
+        if found != *digest {
+            return Err(TreeError::DigestMismatch {
+                expected: Box::new(*digest),
+                found: Box::new(found),
+            });
+        }
+        let desc = tree.descriptor().clone();
+        Verifier::with_cache(
+            &desc,
+            TreeBytes::Memory(tree.into_tree_bytes()),
+            self.cache.clone(),
+        )
+        .map_err(TreeError::Geometry)
+    }
+}
+
+/// Why a tree store entry was not used.
+#[derive(Debug, thiserror::Error)]
+enum StoreEntryError {
+    #[error("cannot read it")]
+    Io(#[source] io::Error),
+    #[error(transparent)]
+    Blob(#[from] StoreBlobError),
+    #[error("its descriptor says {found} bytes, the manifest {expected}")]
+    Size { found: u64, expected: u64 },
+}
+
+fn check_store_entry(
+    file: &File,
+    digest: &FileDigest,
+    size: u64,
+) -> Result<Descriptor, StoreEntryError> {
+    let len = file.metadata().map_err(StoreEntryError::Io)?.len();
+    let mut head = [0u8; DESCRIPTOR_SIZE];
+    file.read_exact_at(&mut head, 0)
+        .map_err(StoreEntryError::Io)?;
+    let desc = split_store_blob(digest, &head, len)?;
+    if desc.data_size() != size {
+        return Err(StoreEntryError::Size {
+            found: desc.data_size(),
+            expected: size,
+        });
+    }
+    Ok(desc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_manifest::store_blob;
+    use verity_merkle::build_from_bytes;
+
+    struct Bytes(Vec<u8>);
+
+    impl ReadAt for Bytes {
+        type Error = io::Error;
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.0.len());
+            let n = buf.len().min(self.0.len() - start);
+            buf[..n].copy_from_slice(&self.0[start..start + n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn builds_checks_and_caches() {
+        let data = Bytes(vec![7u8; 50_000]);
+        let params = MerkleParams::default();
+        let digest = build_from_bytes(params.clone(), &data.0).unwrap().digest();
+        let trees = Trees::new(None, 64);
+        assert!(trees.get(&digest).is_none());
+        let v = trees.load(&digest, 50_000, &params, &data).unwrap();
+        v.verify_blocks(0, &data.0[..4096]).unwrap();
+        assert!(Arc::ptr_eq(&v, &trees.get(&digest).unwrap()));
+        let other = Bytes(vec![8u8; 50_000]);
+        let wrong = build_from_bytes(params.clone(), &other.0).unwrap().digest();
+        assert!(matches!(
+            trees.load(&wrong, 50_000, &params, &data),
+            Err(TreeError::DigestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn store_entries_are_used_and_bad_ones_rebuilt() {
+        let data = Bytes((0..200_000u32).map(|i| (i % 251) as u8).collect());
+        let params = MerkleParams::default();
+        let tree = build_from_bytes(params.clone(), &data.0).unwrap();
+        let digest = tree.digest();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(store_relative_path(&digest));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut blob = store_blob(&tree);
+        std::fs::write(&path, &blob).unwrap();
+        let trees = Trees::new(Some(dir.path().to_path_buf()), 64);
+        let v = trees.load(&digest, 200_000, &params, &data).unwrap();
+        assert!(matches!(v.source(), TreeBytes::Store(_)));
+        // A corrupted descriptor: the tree is rebuilt from the file.
+        blob[20] ^= 1;
+        std::fs::write(&path, &blob).unwrap();
+        let trees = Trees::new(Some(dir.path().to_path_buf()), 64);
+        let v = trees.load(&digest, 200_000, &params, &data).unwrap();
+        assert!(matches!(v.source(), TreeBytes::Memory(_)));
+        v.verify_blocks(3, &data.0[3 * 4096..4 * 4096]).unwrap();
+    }
+}
