@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! The daemon with its default hardening (`--sandbox=namespace --seccomp=kill`), and with
+//! `--sandbox=chroot`: the serving process is confined and unprivileged, and still serves.
+//!
+//! These tests need root (as CI runs them); otherwise they print a notice and pass.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::daemon_binary;
+use vhost_user_harness::fuse_wire::XattrReply;
+use vhost_user_harness::{DaemonProcess, VirtioFsClient, ROOT_ID};
+
+/// How long the supervising process gets to fork the serving one, and to exit.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// `CAP_DAC_READ_SEARCH`, the only capability kept.
+const CAP_DAC_READ_SEARCH_MASK: u64 = 1 << 2;
+/// An extended attribute on `hello` (read through /proc/self/fd inside the sandbox).
+const XATTR_NAME: &str = "user.sandbox";
+const XATTR_VALUE: &[u8] = b"visible";
+/// A uid that owns nothing on the host.
+const STRANGER: u32 = 54_321;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| status_field(&s, "Uid:").map(|v| v.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("NOTICE: {test} skipped: the sandbox tests need root");
+    true
+}
+
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+}
+
+/// A share with a world-readable file, a file nobody may read, and a private directory owned
+/// by another user; and a file outside the share.
+struct Tree {
+    outer: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let outer = tempfile::tempdir().unwrap();
+        std::fs::write(outer.path().join("secret"), b"outside\n").unwrap();
+        let share = outer.path().join("share");
+        std::fs::create_dir_all(share.join("private_dir")).unwrap();
+        std::fs::write(share.join("hello"), b"hello from the share\n").unwrap();
+        xattr::set(share.join("hello"), XATTR_NAME, XATTR_VALUE).unwrap();
+        std::fs::write(share.join("unreadable"), b"mode 000\n").unwrap();
+        std::fs::write(share.join("private_dir/inner"), b"inner\n").unwrap();
+        let set_mode = |p: PathBuf, mode: u32| {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&p, Some(STRANGER), Some(STRANGER)).unwrap();
+        };
+        set_mode(share.join("unreadable"), 0o000);
+        set_mode(share.join("private_dir/inner"), 0o600);
+        set_mode(share.join("private_dir"), 0o700);
+        Tree { outer }
+    }
+
+    fn share(&self) -> PathBuf {
+        self.outer.path().join("share")
+    }
+
+    fn spawn(&self, extra: &[&str]) -> DaemonProcess {
+        let mut args = vec![format!("--shared-dir={}", self.share().display())];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        DaemonProcess::spawn(daemon_binary(), args)
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()))
+    }
+}
+
+/// The serving process: the supervising process's only child, once it has installed its
+/// seccomp filter (the last step before it accepts a frontend).
+fn serving_pid(daemon: &DaemonProcess) -> u32 {
+    let supervisor = daemon.pid();
+    let children = format!("/proc/{supervisor}/task/{supervisor}/children");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = text.split_whitespace().next() {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if status_field(&status, "Seccomp:") == Some("2") {
+                return pid.parse().unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no serving child of {supervisor} within {TIMEOUT:?}; stderr:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_file(fs: &mut VirtioFsClient, path: &str) -> Vec<u8> {
+    let entry = fs
+        .lookup_path(path)
+        .unwrap_or_else(|e| panic!("lookup {path}: {e}"));
+    let fh = fs
+        .open(entry.nodeid, libc::O_RDONLY)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"))
+        .fh;
+    let data = fs
+        .read(entry.nodeid, fh, 0, 4096)
+        .unwrap_or_else(|e| panic!("read {path}: {e}"));
+    fs.release(entry.nodeid, fh).unwrap();
+    data
+}
+
+fn assert_hardened(pid: u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name| status_field(&status, name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        let caps = u64::from_str_radix(field(set), 16).unwrap();
+        assert_eq!(caps, CAP_DAC_READ_SEARCH_MASK, "{set} {status}");
+    }
+    for set in ["CapInh:", "CapAmb:"] {
+        assert_eq!(u64::from_str_radix(field(set), 16).unwrap(), 0, "{set}");
+    }
+    assert_eq!(
+        status_field(&status, "Groups:").unwrap_or(""),
+        "",
+        "{status}"
+    );
+}
+
+/// Serves the tree: readable files, files only CAP_DAC_READ_SEARCH can read, and `..` at the
+/// root staying at the root. Once a frontend is connected, the serving process (`pid`) must be
+/// fully hardened.
+fn assert_serves(daemon: &DaemonProcess, pid: u32, xattr: bool) {
+    let mut fs = VirtioFsClient::connect_and_init(daemon.socket_path()).unwrap();
+    assert_hardened(pid);
+    assert_eq!(read_file(&mut fs, "hello"), b"hello from the share\n");
+    if xattr {
+        let hello = fs.lookup(ROOT_ID, "hello").unwrap().nodeid;
+        assert_eq!(
+            fs.getxattr(hello, XATTR_NAME, 64).unwrap(),
+            XattrReply::Data(XATTR_VALUE.to_vec())
+        );
+    }
+    assert_eq!(read_file(&mut fs, "unreadable"), b"mode 000\n");
+    assert_eq!(read_file(&mut fs, "private_dir/inner"), b"inner\n");
+    let up = fs.lookup(ROOT_ID, "..").unwrap();
+    let root = fs.getattr(ROOT_ID).unwrap();
+    assert_eq!(up.attr.ino, root.ino);
+    assert!(fs.lookup(ROOT_ID, "secret").is_err());
+    fs.disconnect();
+}
+
+fn assert_cleaned_up(daemon: &mut DaemonProcess) {
+    let status = daemon.wait_exit(TIMEOUT).unwrap();
+    assert!(status.success(), "{status:?}; stderr:\n{}", daemon.stderr());
+    assert!(!daemon.socket_path().exists(), "socket left behind");
+    assert!(!daemon.pid_file_path().exists(), "pid file left behind");
+}
+
+fn namespace_id(pid: &str, ns: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap()
+}
+
+#[test]
+fn default_sandbox_confines_drops_privileges_and_serves() {
+    if skip_unless_root("default_sandbox_confines_drops_privileges_and_serves") {
+        return;
+    }
+    let tree = Tree::new();
+    let mut daemon = tree.spawn(&["--xattr"]);
+    let pid = serving_pid(&daemon);
+    let pid_text = pid.to_string();
+    // Own PID, mount and network namespaces.
+    for ns in ["pid", "mnt", "net"] {
+        assert_ne!(
+            namespace_id(&pid_text, ns),
+            namespace_id("self", ns),
+            "{ns}"
+        );
+    }
+    // Its mount table holds only the tmpfs root, the share and /proc.
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    for line in mounts.lines() {
+        let point = line.split(' ').nth(4).unwrap();
+        assert!(
+            point == "/" || point == "/proc" || point.starts_with("/proc/") || point == "/share",
+            "unexpected mount {point:?} in\n{mounts}"
+        );
+    }
+    let share_line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/share"))
+        .unwrap();
+    assert!(share_line.split(' ').nth(5).unwrap().contains("ro"));
+    assert_serves(&daemon, pid, true);
+    // The frontend left: the child exits, the parent removes the socket and pid file.
+    assert_cleaned_up(&mut daemon);
+}
+
+#[test]
+fn sigterm_is_forwarded_and_files_are_removed() {
+    if skip_unless_root("sigterm_is_forwarded_and_files_are_removed") {
+        return;
+    }
+    let tree = Tree::new();
+    let mut daemon = tree.spawn(&[]);
+    let child = serving_pid(&daemon);
+    let pid_file = std::fs::read_to_string(daemon.pid_file_path()).unwrap();
+    assert_eq!(pid_file.trim(), daemon.pid().to_string());
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_cleaned_up(&mut daemon);
+    assert!(!Path::new(&format!("/proc/{child}")).exists());
+}
+
+#[test]
+fn chroot_sandbox_serves_from_inside_the_share() {
+    if skip_unless_root("chroot_sandbox_serves_from_inside_the_share") {
+        return;
+    }
+    let tree = Tree::new();
+    let mut daemon = tree.spawn(&["--sandbox=chroot"]);
+    let pid = serving_pid(&daemon);
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(root, std::fs::canonicalize(tree.share()).unwrap());
+    assert_serves(&daemon, pid, false);
+    assert_cleaned_up(&mut daemon);
+}
+
+#[test]
+fn chroot_sandbox_refuses_xattr() {
+    if skip_unless_root("chroot_sandbox_refuses_xattr") {
+        return;
+    }
+    let tree = Tree::new();
+    let socket = tree.outer.path().join("s.sock");
+    let out = Command::new(daemon_binary())
+        .args([
+            &format!("--shared-dir={}", tree.share().display()),
+            &format!("--socket-path={}", socket.display()),
+            "--sandbox=chroot",
+            "--xattr",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--xattr"),
+        "{out:?}"
+    );
+    assert!(!socket.exists());
+}
