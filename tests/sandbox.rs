@@ -268,3 +268,81 @@ fn chroot_sandbox_refuses_xattr() {
     );
     assert!(!socket.exists());
 }
+
+/// As an unprivileged user (via `setpriv`), the namespace sandbox adds a user namespace that
+/// maps the user's own ids; the daemon serves and cleans up the same way.
+#[test]
+fn unprivileged_user_gets_a_user_namespace() {
+    if skip_unless_root("unprivileged_user_gets_a_user_namespace") {
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("NOTICE: unprivileged_user_gets_a_user_namespace skipped: no setpriv");
+        return;
+    }
+    let tree = Tree::new();
+    let open_up = |p: &Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    open_up(tree.outer.path());
+    open_up(&tree.share());
+    let socket = tree.outer.path().join("user.sock");
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={STRANGER}"),
+            &format!("--regid={STRANGER}"),
+            "--clear-groups",
+        ])
+        .arg(daemon_binary())
+        .arg(format!("--shared-dir={}", tree.share().display()))
+        .arg(format!("--socket-path={}", socket.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while !socket.exists() {
+        if Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            // User namespaces may be disabled for unprivileged users on this host.
+            eprintln!("NOTICE: unprivileged_user_gets_a_user_namespace skipped: no socket");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Once INIT is answered, the serving child exists and is hardened.
+    let mut fs = VirtioFsClient::connect_and_init(&socket).unwrap();
+    let supervisor = child.id();
+    let children = format!("/proc/{supervisor}/task/{supervisor}/children");
+    let pid: u32 = std::fs::read_to_string(children)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .expect("a serving child")
+        .parse()
+        .unwrap();
+    assert_eq!(read_file(&mut fs, "hello"), b"hello from the share\n");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(status_field(&status, "NoNewPrivs:"), Some("1"));
+    assert_eq!(status_field(&status, "Seccomp:"), Some("2"));
+    assert_ne!(
+        namespace_id(&pid.to_string(), "user"),
+        namespace_id("self", "user")
+    );
+    fs.disconnect();
+    let deadline = Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the unprivileged daemon did not exit within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(!socket.exists());
+}
