@@ -245,30 +245,6 @@ fn chroot_sandbox_serves_from_inside_the_share() {
     assert_cleaned_up(&mut daemon);
 }
 
-#[test]
-fn chroot_sandbox_refuses_xattr() {
-    if skip_unless_root("chroot_sandbox_refuses_xattr") {
-        return;
-    }
-    let tree = Tree::new();
-    let socket = tree.outer.path().join("s.sock");
-    let out = Command::new(daemon_binary())
-        .args([
-            &format!("--shared-dir={}", tree.share().display()),
-            &format!("--socket-path={}", socket.display()),
-            "--sandbox=chroot",
-            "--xattr",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--xattr"),
-        "{out:?}"
-    );
-    assert!(!socket.exists());
-}
-
 /// As an unprivileged user (via `setpriv`), the namespace sandbox adds a user namespace that
 /// maps the user's own ids; the daemon serves and cleans up the same way.
 #[test]
