@@ -206,7 +206,9 @@ fn default_sandbox_confines_drops_privileges_and_serves() {
         .lines()
         .find(|l| l.split(' ').nth(4) == Some("/share"))
         .unwrap();
-    assert!(share_line.split(' ').nth(5).unwrap().contains("ro"));
+    let options = share_line.split(' ').nth(5).unwrap();
+    assert!(options.split(',').any(|o| o == "ro"), "{share_line}");
+    assert!(options.split(',').any(|o| o == "nosuid"), "{share_line}");
     assert_serves(&daemon, pid, true);
     // The frontend left: the child exits, the parent removes the socket and pid file.
     assert_cleaned_up(&mut daemon);
