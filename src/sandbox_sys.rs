@@ -342,3 +342,29 @@ pub fn try_wait_child(pid: libc::pid_t) -> io::Result<Option<ChildExit>> {
     }
     Ok(None)
 }
+
+/// clone(flags) with invalid arguments: reaches the seccomp filter with `flags`, then fails
+/// (CLONE_THREAD without CLONE_VM is EINVAL) or, for a plain fork, creates a child that exits
+/// at once.
+#[cfg(test)]
+pub fn clone_for_test(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: raw clone with a null stack behaves like fork(2); the child exits immediately
+    // through _exit without touching any state shared with the parent.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0, 0, 0, 0) };
+    if ret == 0 {
+        exit_immediately(0);
+    }
+    check_long(ret).map(|_| ())
+}
+
+/// clone3 with a null argument: reaches the seccomp filter, and returns its errno.
+#[cfg(test)]
+pub fn clone3_for_test() -> io::Error {
+    // SAFETY: a null `clone_args` with size 0 is rejected by the kernel (EINVAL) before
+    // anything is created; no memory is read.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
+    if ret >= 0 {
+        return io::Error::from_raw_os_error(0);
+    }
+    io::Error::last_os_error()
+}

@@ -5,8 +5,9 @@
 //! docs/design.md) and covers the serving process only: the vring and worker threads,
 //! fuse-backend-rs's passthrough layer, the vhost-user connection and logging. Everything else
 //! gets the chosen action. `ioctl` is allowed only for `FIONBIO` (std's `set_nonblocking` on
-//! sockets); `prctl` only for thread names; `socket`, `connect`, `execve`, any write to files,
-//! mount and namespace calls are absent.
+//! sockets); `prctl` only for thread names; `clone` only for threads (`clone3` answers ENOSYS so
+//! libc falls back to `clone`); `socket`, `connect`, `execve`, fork, any write to files, mount
+//! and namespace calls are absent.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +50,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_mprotect,
     libc::SYS_madvise,
     // threads, futexes, scheduling, time
-    libc::SYS_clone,
     libc::SYS_clone3,
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
@@ -139,6 +139,26 @@ fn target_arch() -> Result<TargetArch, SeccompError> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| SeccompError::Build(e.to_string()))
 }
 
+fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
+        .map_err(|e| SeccompError::Build(e.to_string()))
+}
+
+/// A second filter: `clone3` fails with ENOSYS (its flags are in memory, out of reach of
+/// BPF), so libc falls back to `clone`, whose flags the allowlist checks. ERRNO takes
+/// precedence over the allowlist's ALLOW, so `clone3` never runs.
+pub fn build_clone3_filter() -> Result<BpfProgram, SeccompError> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        target_arch()?,
+    )
+    .and_then(BpfProgram::try_from)
+    .map_err(|e| SeccompError::Build(e.to_string()))
+}
+
 fn arg_equals(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, SeccompError> {
     values
         .iter()
@@ -152,9 +172,19 @@ fn arg_equals(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, SeccompError>
 
 /// The number of syscalls in the allowlist (with or without argument rules).
 pub fn allowlist_len() -> usize {
-    // + ioctl + prctl
-    ALLOWED.len() + ALLOWED_ARCH.len() + 2
+    // + clone + ioctl + prctl
+    ALLOWED.len() + ALLOWED_ARCH.len() + 3
 }
+
+/// Namespace flags a thread never needs (CLONE_NEWTIME is 0x80).
+const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64
+    | 0x80;
 
 /// Removing the socket and pid file, when the serving process does it itself
 /// (`--sandbox=none`; otherwise the supervising parent does).
@@ -175,6 +205,16 @@ pub fn build_filter(action: SeccompAction, cleanup: bool) -> Result<BpfProgram, 
         .collect();
     // std's set_nonblocking on sockets uses ioctl(FIONBIO).
     rules.insert(libc::SYS_ioctl, arg_equals(1, &[libc::FIONBIO])?);
+    // clone only for threads (CLONE_THREAD set, no namespace flag): no fork, no namespaces.
+    let thread = libc::CLONE_THREAD as u64;
+    rules.insert(
+        libc::SYS_clone,
+        vec![SeccompRule::new(vec![
+            condition(0, SeccompCmpOp::MaskedEq(thread), thread)?,
+            condition(0, SeccompCmpOp::MaskedEq(CLONE_NAMESPACE_FLAGS), 0)?,
+        ])
+        .map_err(|e| SeccompError::Build(e.to_string()))?],
+    );
     // Thread names (std::thread::Builder::name).
     rules.insert(libc::SYS_prctl, arg_equals(0, &[libc::PR_SET_NAME as u64])?);
     SeccompFilter::new(rules, action, SeccompAction::Allow, target_arch()?)
@@ -194,8 +234,11 @@ pub fn install(mode: SeccompMode, cleanup: bool) -> Result<(), SeccompError> {
         SeccompMode::Trap => SeccompAction::Trap,
     };
     let program = build_filter(action, cleanup)?;
-    seccompiler::apply_filter_all_threads(&program)
-        .map_err(|e| SeccompError::Install(e.to_string()))?;
+    let clone3 = build_clone3_filter()?;
+    for p in [&clone3, &program] {
+        seccompiler::apply_filter_all_threads(p)
+            .map_err(|e| SeccompError::Install(e.to_string()))?;
+    }
     log::info!(
         "seccomp filter installed ({} syscalls allowed, others: {mode:?})",
         allowlist_len()
@@ -229,11 +272,13 @@ mod tests {
         // Build before forking: the child must not allocate while another test thread may
         // hold the allocator lock.
         let program = build_filter(SeccompAction::KillProcess, false).unwrap();
+        let clone3 = build_clone3_filter().unwrap();
         let run = |forbidden: fn()| -> ChildExit {
             match ssys::fork().unwrap() {
                 Forked::Child => {
                     let code = match ssys::set_no_new_privs()
                         .ok()
+                        .and_then(|()| seccompiler::apply_filter(&clone3).ok())
                         .and_then(|()| seccompiler::apply_filter(&program).ok())
                     {
                         Some(()) => {
@@ -262,6 +307,27 @@ mod tests {
         assert_eq!(
             run(|| {
                 let _ = ssys::ioctl_for_test(libc::FIONBIO);
+            }),
+            ChildExit::Code(0)
+        );
+        // A fork-like clone and a namespace-creating one are refused; clone3 answers ENOSYS.
+        assert_eq!(
+            run(|| {
+                let _ = ssys::clone_for_test(libc::SIGCHLD);
+            }),
+            ChildExit::Signal(libc::SIGSYS)
+        );
+        assert_eq!(
+            run(|| {
+                let _ = ssys::clone_for_test(libc::CLONE_NEWUSER | libc::CLONE_THREAD);
+            }),
+            ChildExit::Signal(libc::SIGSYS)
+        );
+        assert_eq!(
+            run(|| {
+                if ssys::clone3_for_test().raw_os_error() != Some(libc::ENOSYS) {
+                    ssys::exit_immediately(4);
+                }
             }),
             ChildExit::Code(0)
         );
