@@ -27,9 +27,9 @@ pub enum CacheArg {
 /// Sandbox mode (`--sandbox`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SandboxArg {
-    /// Namespaces and pivot_root into the shared directory (not implemented yet).
+    /// New namespaces and a root holding only the shared directory (and /proc).
     Namespace,
-    /// chroot into the shared directory (not implemented yet).
+    /// chroot into the shared directory (root only).
     Chroot,
     /// No sandbox.
     None,
@@ -40,11 +40,11 @@ pub enum SandboxArg {
 pub enum SeccompArg {
     /// No seccomp filter.
     None,
-    /// Kill the process (not implemented yet).
+    /// Kill the process.
     Kill,
-    /// Log the syscall (not implemented yet).
+    /// Log the syscall and allow it.
     Log,
-    /// Send SIGSYS (not implemented yet).
+    /// Send SIGSYS.
     Trap,
 }
 
@@ -160,13 +160,12 @@ pub struct Args {
     #[arg(long)]
     pub print_capabilities: bool,
 
-    /// Sandbox mode: namespace, chroot or none [default: namespace]; only none is implemented
-    /// yet, pass --sandbox=none to run without one
+    /// Sandbox mode: namespace, chroot or none [default: namespace]
     #[arg(long, value_enum, value_name = "MODE")]
     pub sandbox: Option<SandboxArg>,
 
-    /// Seccomp action: none, kill, log or trap [default: kill]; only none is implemented yet,
-    /// pass --seccomp=none to run without a filter
+    /// Action for syscalls outside the seccomp allowlist: none, kill, log or trap
+    /// [default: kill]
     #[arg(long, value_enum, value_name = "ACTION")]
     pub seccomp: Option<SeccompArg>,
 }

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use log::LevelFilter;
-use verity_fs::{CacheMode, FsConfig, UnlistedPolicy, VerifyMode, VerityOptions};
+use verity_fs::{CacheMode, FsConfig, TreeStore, UnlistedPolicy, VerifyMode, VerityOptions};
 use verity_manifest::{Manifest, ManifestError};
 use verity_merkle::{FileDigest, HashAlgorithm};
 
 use crate::cli::{Args, CacheArg, SandboxArg, SeccompArg, UnlistedArg, VerityArg};
+use crate::sandbox::SandboxMode;
+use crate::seccomp::SeccompMode;
 
 /// Longest tag the virtio-fs config space holds (bytes, no terminating NUL needed).
 pub const MAX_TAG_LEN: usize = 36;
@@ -95,10 +97,10 @@ pub struct DaemonConfig {
     pub log: LogConfig,
     /// Open-file limit.
     pub rlimit_nofile: RlimitNofile,
-    /// The user relied on the default `--sandbox=namespace`, which is not implemented yet.
-    pub sandbox_not_implemented: bool,
-    /// The user relied on the default `--seccomp=kill`, which is not implemented yet.
-    pub seccomp_not_implemented: bool,
+    /// Sandbox mode (default namespace).
+    pub sandbox: SandboxMode,
+    /// Seccomp action for syscalls outside the allowlist (default kill).
+    pub seccomp: SeccompMode,
 }
 
 /// Invalid command line or configuration (exit code 2).
@@ -144,17 +146,6 @@ pub enum ConfigError {
     /// --thread-pool-size too large.
     #[error("--thread-pool-size={0} is too large; use at most {MAX_THREAD_POOL_SIZE}")]
     ThreadPoolTooLarge(usize),
-    /// An explicit sandbox mode that is not implemented.
-    #[error(
-        "--sandbox={0} is not implemented yet; pass --sandbox=none to run without a sandbox \
-         (the share is still served read-only)"
-    )]
-    SandboxNotImplemented(&'static str),
-    /// An explicit seccomp action that is not implemented.
-    #[error(
-        "--seccomp={0} is not implemented yet; pass --seccomp=none to run without a seccomp filter"
-    )]
-    SeccompNotImplemented(&'static str),
     /// --manifest cannot be read.
     #[error("--manifest {path:?} cannot be read; check that the file exists and is readable")]
     ManifestUnreadable {
@@ -238,20 +229,16 @@ impl TryFrom<Args> for DaemonConfig {
             return Err(ConfigError::ThreadPoolTooLarge(args.thread_pool_size));
         }
 
-        let sandbox_not_implemented = match args.sandbox {
-            None => true,
-            Some(SandboxArg::None) => false,
-            Some(SandboxArg::Namespace) => {
-                return Err(ConfigError::SandboxNotImplemented("namespace"))
-            }
-            Some(SandboxArg::Chroot) => return Err(ConfigError::SandboxNotImplemented("chroot")),
+        let sandbox = match args.sandbox.unwrap_or(SandboxArg::Namespace) {
+            SandboxArg::Namespace => SandboxMode::Namespace,
+            SandboxArg::Chroot => SandboxMode::Chroot,
+            SandboxArg::None => SandboxMode::None,
         };
-        let seccomp_not_implemented = match args.seccomp {
-            None => true,
-            Some(SeccompArg::None) => false,
-            Some(SeccompArg::Kill) => return Err(ConfigError::SeccompNotImplemented("kill")),
-            Some(SeccompArg::Log) => return Err(ConfigError::SeccompNotImplemented("log")),
-            Some(SeccompArg::Trap) => return Err(ConfigError::SeccompNotImplemented("trap")),
+        let seccomp = match args.seccomp.unwrap_or(SeccompArg::Kill) {
+            SeccompArg::Kill => SeccompMode::Kill,
+            SeccompArg::Log => SeccompMode::Log,
+            SeccompArg::Trap => SeccompMode::Trap,
+            SeccompArg::None => SeccompMode::None,
         };
 
         let rlimit_nofile = match args.rlimit_nofile {
@@ -286,8 +273,8 @@ impl TryFrom<Args> for DaemonConfig {
                 syslog: args.syslog,
             },
             rlimit_nofile,
-            sandbox_not_implemented,
-            seccomp_not_implemented,
+            sandbox,
+            seccomp,
         })
     }
 }
@@ -335,12 +322,14 @@ fn load_verity(
             });
         }
     }
+    // Opened now, before the sandbox hides the host's file tree.
     let tree_store = tree_store
-        .map(|t| match fs::read_dir(t) {
-            Ok(_) => Ok(t.to_path_buf()),
-            Err(_) => Err(ConfigError::TreeStoreUnusable {
-                path: t.to_path_buf(),
-            }),
+        .map(|t| {
+            TreeStore::open(t)
+                .map(Arc::new)
+                .map_err(|_| ConfigError::TreeStoreUnusable {
+                    path: t.to_path_buf(),
+                })
         })
         .transpose()?;
     Ok(VerityConfig {
@@ -431,8 +420,8 @@ mod tests {
         assert_eq!(cfg.fs.cache, CacheMode::Auto);
         assert_eq!(cfg.thread_pool_size, 1);
         assert!(cfg.log.syslog);
-        assert!(cfg.sandbox_not_implemented);
-        assert!(cfg.seccomp_not_implemented);
+        assert_eq!(cfg.sandbox, SandboxMode::Namespace);
+        assert_eq!(cfg.seccomp, SeccompMode::Kill);
         assert_eq!(cfg.rlimit_nofile, RlimitNofile::Default);
     }
 
@@ -451,8 +440,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cfg.fs.shared_dir, fs::canonicalize(&real).unwrap());
-        assert!(!cfg.sandbox_not_implemented);
-        assert!(!cfg.seccomp_not_implemented);
+        assert_eq!(cfg.sandbox, SandboxMode::None);
+        assert_eq!(cfg.seccomp, SeccompMode::None);
     }
 
     #[test]
@@ -506,21 +495,29 @@ mod tests {
     }
 
     #[test]
-    fn explicit_unimplemented_sandboxes_are_refused() {
+    fn sandbox_and_seccomp_modes_map() {
         let dir = tempfile::tempdir().unwrap();
         let shared = format!("--shared-dir={}", dir.path().display());
-        for (flag, name) in [
-            ("--sandbox=namespace", "namespace"),
-            ("--sandbox=chroot", "chroot"),
+        for (flag, mode) in [
+            ("--sandbox=namespace", SandboxMode::Namespace),
+            ("--sandbox=chroot", SandboxMode::Chroot),
+            ("--sandbox=none", SandboxMode::None),
         ] {
-            let err = parse(&["--socket-path=/s", &shared, flag]).unwrap_err();
-            assert!(matches!(err, ConfigError::SandboxNotImplemented(n) if n == name));
-            assert!(err.to_string().contains("--sandbox=none"));
+            assert_eq!(
+                parse(&["--socket-path=/s", &shared, flag]).unwrap().sandbox,
+                mode
+            );
         }
-        for flag in ["--seccomp=kill", "--seccomp=log", "--seccomp=trap"] {
-            let err = parse(&["--socket-path=/s", &shared, flag]).unwrap_err();
-            assert!(matches!(err, ConfigError::SeccompNotImplemented(_)));
-            assert!(err.to_string().contains("--seccomp=none"));
+        for (flag, mode) in [
+            ("--seccomp=kill", SeccompMode::Kill),
+            ("--seccomp=log", SeccompMode::Log),
+            ("--seccomp=trap", SeccompMode::Trap),
+            ("--seccomp=none", SeccompMode::None),
+        ] {
+            assert_eq!(
+                parse(&["--socket-path=/s", &shared, flag]).unwrap().seccomp,
+                mode
+            );
         }
     }
 
@@ -590,7 +587,10 @@ mod tests {
         let v = cfg.verity.unwrap();
         assert_eq!(v.options.mode, VerifyMode::Audit);
         assert_eq!(v.options.unlisted, UnlistedPolicy::Allow);
-        assert_eq!(v.options.tree_store.as_deref(), Some(dir.path()));
+        assert_eq!(
+            v.options.tree_store.as_ref().map(|s| s.path()),
+            Some(dir.path())
+        );
         assert!(parse(&["--socket-path=/s", &shared])
             .unwrap()
             .verity

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 
 use fuse_backend_rs::api::server::Server;
-use verity_fs::{UnlistedPolicy, VerifyMode, Verity, VerityFs};
+use verity_fs::{FsConfig, UnlistedPolicy, VerifyMode, Verity, VerityFs};
 use verity_manifest::Manifest;
 use vhost::vhost_user::Error as VhostUserError;
 use vhost_user_backend::{Error as DaemonError, VhostUserDaemon};
@@ -15,7 +15,10 @@ use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::config::{DaemonConfig, ListenConfig, RlimitNofile};
 use crate::error::Error;
+use crate::privileges;
 use crate::queue_worker::QueueWorker;
+use crate::sandbox;
+use crate::seccomp;
 use crate::socket::ListenSocket;
 use crate::sys::{self, TerminationSignals};
 use crate::vhost_user::FsBackend;
@@ -25,22 +28,6 @@ use crate::worker_pool::WorkerPool;
 const DEFAULT_NOFILE_CAP: u64 = 1_000_000;
 /// The kernel's maximum for RLIMIT_NOFILE.
 const NR_OPEN_PATH: &str = "/proc/sys/fs/nr_open";
-
-/// Prints the warnings for insecure defaults that are not implemented yet.
-pub fn warn_unimplemented_hardening(cfg: &DaemonConfig) {
-    if cfg.sandbox_not_implemented {
-        log::warn!(
-            "SANDBOX NOT IMPLEMENTED: the default --sandbox=namespace is not available yet; \
-             running WITHOUT a sandbox. Pass --sandbox=none to acknowledge and silence this."
-        );
-    }
-    if cfg.seccomp_not_implemented {
-        log::warn!(
-            "SECCOMP NOT IMPLEMENTED: the default --seccomp=kill is not available yet; \
-             running WITHOUT a syscall filter. Pass --seccomp=none to acknowledge and silence this."
-        );
-    }
-}
 
 fn apply_rlimit(setting: RlimitNofile) -> Result<(), Error> {
     let target = match setting {
@@ -107,10 +94,28 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
     // Block termination signals before any thread exists, so all threads inherit the mask
     // and only the signal thread receives them.
     let signals = TerminationSignals::block().map_err(Error::Signals)?;
-    warn_unimplemented_hardening(&cfg);
     apply_rlimit(cfg.rlimit_nofile)?;
 
-    let inner = verity_fs::new_passthrough(&cfg.fs).map_err(Error::CreateFs)?;
+    // The socket is bound (or adopted) outside the sandbox; the serving process then gets the
+    // filesystem, drops privileges and installs seccomp before any thread starts.
+    let socket = ListenSocket::open(&cfg.listen)?;
+    let (inner, mut socket) = sandbox::enter(
+        cfg.sandbox,
+        &cfg.fs.shared_dir,
+        cfg.fs.xattr,
+        socket,
+        |root| {
+            let fs_cfg = FsConfig {
+                shared_dir: root.to_owned(),
+                ..cfg.fs.clone()
+            };
+            verity_fs::new_passthrough(&fs_cfg).map_err(Error::CreateFs)
+        },
+    )?;
+    privileges::drop_privileges()?;
+    seccomp::install(cfg.seccomp, !socket.cleanup_paths().is_empty())?;
+    spawn_signal_thread(signals, socket.cleanup_paths())?;
+
     let fs = match &cfg.verity {
         Some(v) => {
             log::info!(
@@ -144,9 +149,6 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
         mem.clone(),
         cfg.tag.clone(),
     ));
-
-    let mut socket = ListenSocket::open(&cfg.listen)?;
-    spawn_signal_thread(signals, socket.cleanup_paths())?;
 
     let mut daemon = VhostUserDaemon::new("verityfsd".to_owned(), backend, mem)
         .map_err(|e| Error::StartDaemon(e.to_string()))?;

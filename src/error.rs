@@ -6,6 +6,9 @@ use std::io;
 use crate::config::ConfigError;
 use crate::logging::LogError;
 use crate::pidfile::PidFileError;
+use crate::privileges::PrivilegeError;
+use crate::sandbox::SandboxError;
+use crate::seccomp::SeccompError;
 use crate::socket::SocketError;
 
 /// Exit code for a bad command line or configuration (clap uses the same).
@@ -37,6 +40,15 @@ pub enum Error {
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling")]
     Signals(#[source] io::Error),
+    /// The sandbox could not be entered.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Privileges could not be dropped.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    /// The seccomp filter could not be installed.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// The vhost-user daemon failed to start.
     #[error("cannot start the vhost-user daemon: {0}")]
     StartDaemon(String),
@@ -56,7 +68,8 @@ impl Error {
                 | SocketError::Bind { .. }
                 | SocketError::PathInUse(_)
                 | SocketError::PidFile(PidFileError::Write { .. }),
-            ) => EXIT_CONFIG,
+            )
+            | Error::Sandbox(SandboxError::ChrootXattr) => EXIT_CONFIG,
             _ => EXIT_RUNTIME,
         }
     }

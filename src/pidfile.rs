@@ -66,11 +66,18 @@ impl PidFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Closes the file but leaves it in place: for a sandboxed child, whose parent removes it.
+    pub fn close_without_removing(mut self) {
+        self.path = PathBuf::new();
+    }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -66,8 +66,34 @@ pub struct ListenSocket {
     pub listener: Listener,
     /// The locked pid file (removed on drop), only with `--socket-path`.
     pub pid_file: Option<PidFile>,
-    /// The socket path, only with `--socket-path`.
-    pub path: Option<PathBuf>,
+    /// The socket file, only with `--socket-path` (removed on drop).
+    pub path: Option<SocketFile>,
+}
+
+/// A socket file this process created; it is removed when dropped unless [`SocketFile::keep`]
+/// hands the removal to another process.
+#[derive(Debug)]
+pub struct SocketFile(Option<PathBuf>);
+
+impl SocketFile {
+    /// The socket's path.
+    pub fn path(&self) -> Option<&Path> {
+        self.0.as_deref()
+    }
+
+    /// Forgets the file without removing it (another process cleans it up).
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        // The socket created at --socket-path is ours to remove (an inherited --fd is not).
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 impl std::fmt::Debug for ListenSocket {
@@ -120,7 +146,7 @@ impl ListenSocket {
                 Ok(ListenSocket {
                     listener: Listener::from(listener),
                     pid_file: Some(pid_file),
-                    path: Some(path.clone()),
+                    path: Some(SocketFile(Some(path.clone()))),
                 })
             }
         }
@@ -128,20 +154,15 @@ impl ListenSocket {
 
     /// Files to delete if the process is terminated by a signal.
     pub fn cleanup_paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
+        let mut paths: Vec<PathBuf> = self
+            .path
+            .iter()
+            .filter_map(|f| f.path().map(Path::to_path_buf))
+            .collect();
         if let Some(pid) = &self.pid_file {
             paths.push(pid.path().to_owned());
         }
         paths
-    }
-}
-
-impl Drop for ListenSocket {
-    fn drop(&mut self) {
-        // The socket created at --socket-path is ours to remove (an inherited --fd is not).
-        if let Some(path) = &self.path {
-            let _ = fs::remove_file(path);
-        }
     }
 }
 

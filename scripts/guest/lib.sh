@@ -9,7 +9,8 @@
 #   GUEST_CACHE=DIR        cache directory (default: <repo>/target/guest)
 #   VERITYFSD_BIN=PATH     daemon under test; "upstream" = virtiofsd 1.14.0 built into the
 #                          cache (default: <repo>/target/release/verityfsd)
-#   VERITYFSD_ARGS="..."   extra daemon arguments
+#   VERITYFSD_ARGS="..."   extra daemon arguments; --sandbox=none --seccomp=none are added
+#                          unless these name --sandbox / --seccomp
 #   VERITYCTL_BIN=PATH     guest binary packed into the initramfs
 #                          (default: <repo>/target/release/verityctl when it exists)
 #   GUEST_ACCEL=tcg|kvm    skip the KVM probe and use this accelerator
@@ -322,9 +323,12 @@ daemon_start() {
   local share=$1 sock=$2 dlog=$3 i extra=()
   # shellcheck disable=SC2206 # word splitting of the extra arguments is intended
   [ -n "${VERITYFSD_ARGS:-}" ] && extra=($VERITYFSD_ARGS)
+  # No sandbox or seccomp unless VERITYFSD_ARGS asks for them (the daemon refuses repeats).
+  case " ${VERITYFSD_ARGS:-} " in *" --sandbox"*) ;; *) extra+=(--sandbox=none) ;; esac
+  case " ${VERITYFSD_ARGS:-} " in *" --seccomp"*) ;; *) extra+=(--seccomp=none) ;; esac
   rm -f "$sock"
   RUST_LOG=${RUST_LOG:-info} "$DAEMON_BIN" --socket-path="$sock" --shared-dir="$share" \
-    --cache=auto --sandbox=none --seccomp=none --readonly "${extra[@]}" \
+    --cache=auto --readonly "${extra[@]}" \
     < /dev/null > "$dlog" 2>&1 &
   DAEMON_PID=$!
   for i in $(seq 150); do

@@ -28,6 +28,7 @@ mod listing;
 mod names;
 mod open_flags;
 pub mod ratelimit;
+mod tree_store;
 mod trees;
 mod verified_read;
 mod verity;
@@ -42,6 +43,7 @@ pub use ioctl::{
 };
 pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
+pub use tree_store::TreeStore;
 pub use verity::{UnlistedPolicy, VerifyMode, Verity, VerityOptions};
 pub use verity_fs::VerityFs;
 pub use xattr::{DIGEST_XATTR, MANIFEST_DIGEST_XATTR, RESERVED_PREFIX};

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use verity_manifest::{split_store_blob, store_relative_path, StoreBlobError};
@@ -21,6 +20,7 @@ use verity_merkle::{
     TreeCache, TreeSource, Verifier, DESCRIPTOR_SIZE,
 };
 
+use crate::tree_store::TreeStore;
 use crate::warn_ratelimited;
 
 /// Where a verifier reads tree blocks from.
@@ -78,7 +78,7 @@ type Slot = Arc<Mutex<Option<Arc<FileVerifier>>>>;
 /// All trees of the share.
 #[derive(Debug)]
 pub(crate) struct Trees {
-    store: Option<PathBuf>,
+    store: Option<Arc<TreeStore>>,
     cache: Arc<TreeCache>,
     slots: Mutex<HashMap<FileDigest, Slot>>,
     threads: usize,
@@ -90,7 +90,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Trees {
     /// Trees read from `store` (if any), verified blocks cached in a cache of `cache_blocks`.
-    pub(crate) fn new(store: Option<PathBuf>, cache_blocks: usize) -> Self {
+    pub(crate) fn new(store: Option<Arc<TreeStore>>, cache_blocks: usize) -> Self {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -143,8 +143,10 @@ impl Trees {
 
     /// The stored tree of `digest`, if the store has a usable entry.
     fn stored(&self, digest: &FileDigest, size: u64) -> Option<FileVerifier> {
-        let path = self.store.as_ref()?.join(store_relative_path(digest));
-        let file = match File::open(&path) {
+        let store = self.store.as_ref()?;
+        let relative = store_relative_path(digest);
+        let path = store.path().join(&relative);
+        let file = match store.open_entry(&relative) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::debug!("no tree store entry for {digest}; building the tree");
@@ -292,13 +294,13 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut blob = store_blob(&tree);
         std::fs::write(&path, &blob).unwrap();
-        let trees = Trees::new(Some(dir.path().to_path_buf()), 64);
+        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
         assert!(matches!(v.source(), TreeBytes::Store(_)));
         // A corrupted descriptor: the tree is rebuilt from the file.
         blob[20] ^= 1;
         std::fs::write(&path, &blob).unwrap();
-        let trees = Trees::new(Some(dir.path().to_path_buf()), 64);
+        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
         assert!(matches!(v.source(), TreeBytes::Memory(_)));
         v.verify_blocks(3, &data.0[3 * 4096..4 * 4096]).unwrap();

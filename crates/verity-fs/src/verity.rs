@@ -9,14 +9,15 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fuse_backend_rs::abi::fuse_abi::stat64;
 use verity_manifest::{Entry, EntryKind, Manifest};
 use verity_merkle::DEFAULT_CACHE_BLOCKS;
 
 use crate::binding::{check_attr, child_path, is_component, Bindings, Bound};
+use crate::tree_store::TreeStore;
 use crate::trees::Trees;
 use crate::warn_ratelimited;
 use crate::xattr::{DIGEST_XATTR, MANIFEST_DIGEST_XATTR};
@@ -51,8 +52,8 @@ pub struct VerityOptions {
     pub mode: VerifyMode,
     /// Unlisted names.
     pub unlisted: UnlistedPolicy,
-    /// Directory of stored Merkle trees (`verityctl seal --tree-store`).
-    pub tree_store: Option<PathBuf>,
+    /// Directory of stored Merkle trees (`verityctl seal --tree-store`), already open.
+    pub tree_store: Option<Arc<TreeStore>>,
     /// Capacity of the shared cache of verified tree blocks, in blocks.
     pub cache_blocks: usize,
 }
