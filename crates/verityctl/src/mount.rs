@@ -107,6 +107,19 @@ pub enum MountError {
         /// fuse-backend-rs's message.
         reason: String,
     },
+    /// The mounted root cannot be reached: the share root does not match the manifest
+    /// (`EIO` at INIT) or the connection failed.
+    #[error(
+        "the root of {path:?} is refused (does it match the manifest's root: type, mode, \
+         owner?)"
+    )]
+    Root {
+        /// SOURCE.
+        path: PathBuf,
+        /// What stat of the mounted root returned.
+        #[source]
+        source: io::Error,
+    },
     /// The ready file cannot be written.
     #[error("cannot write --ready-file {path:?}")]
     ReadyFile {
@@ -280,6 +293,15 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
     if let Err(e) = spawn_signal_thread(signals, tx) {
         stop(&mut session, workers);
         return Err(MountError::Setup("signal thread", e));
+    }
+    // The kernel sends INIT at mount time, and the share root is checked against the
+    // manifest then: wait for that answer, so a refused root is an error, not a "mounted".
+    if let Err(e) = std::fs::metadata(session.mountpoint()) {
+        stop(&mut session, workers);
+        return Err(MountError::Root {
+            path: args.source.clone(),
+            source: e,
+        });
     }
     if let Some(ready) = &args.ready_file {
         if let Err(e) = write_ready_file(ready, &args.target) {

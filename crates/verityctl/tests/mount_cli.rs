@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -483,4 +483,51 @@ fn a_manifest_that_is_not_the_pinned_one_is_refused_with_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a manifest digest"));
+}
+
+#[test]
+fn a_source_root_that_differs_from_the_manifest_is_not_mounted() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut child = verityctl()
+        .arg("mount")
+        .arg("--manifest")
+        .arg(&manifest_path)
+        .arg("--manifest-digest")
+        .arg(manifest.digest().to_string())
+        .arg(&src)
+        .arg(&target)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child);
+    let target = target.canonicalize().unwrap();
+    if status.is_none() || is_mounted(&target) {
+        let _ = Command::new("umount").arg("-l").arg(&target).status();
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a refused root must not stay mounted (status {status:?})");
+    }
+    assert_eq!(status.unwrap().code(), Some(1));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("is refused"), "{err}");
+    assert!(!err.contains("mounted /"), "{err}");
 }
