@@ -257,6 +257,10 @@ fn write_ready_file(path: &Path, target: &Path) -> Result<(), MountError> {
 
 /// Runs `verityctl mount` until a termination signal or an external unmount.
 pub fn run(args: &MountArgs) -> Result<(), MountError> {
+    // Integrity failures are logged (rate-limited) by verity-fs; RUST_LOG tunes the level.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_target(false)
+        .init();
     // Before any thread exists, so that every thread inherits the mask.
     let signals = TerminationSignals::block().map_err(|e| MountError::Setup("signals", e))?;
     let (fs, digest) = build_fs(args)?;
@@ -309,6 +313,7 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
             return Err(e);
         }
     }
+    log::info!("serving FUSE requests on {} threads", args.threads);
     eprintln!(
         "verityctl: mounted {} at {} (read-only, verified against manifest {digest})",
         args.source.display(),

@@ -391,7 +391,7 @@ fn verified_mount_serves_the_manifest_and_refuses_a_malicious_source() {
 }
 
 #[test]
-fn without_a_tree_store_a_changed_file_fails_at_open_and_umount_ends_the_mount() {
+fn without_a_tree_store_a_changed_file_is_eio_and_umount_ends_the_mount() {
     if !can_mount() {
         return;
     }
