@@ -318,6 +318,13 @@ fn verified_mount_serves_the_manifest_and_refuses_a_malicious_source() {
             assert_eq!(v[0]["source"], "ioctl", "{name}");
         }
     }
+    let root = xattr::get(&t, "user.verity.manifest_digest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(root).unwrap(),
+        manifest.digest().to_string()
+    );
     // The forged host xattr is not what TARGET reports.
     let a = xattr::get(t.join("a.txt"), "user.verity.digest")
         .unwrap()
@@ -437,11 +444,15 @@ fn sigint_unmounts_even_with_an_open_file() {
     let manifest_path = tmp.path().join("manifest");
     std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
     let mut m = Mounted::start(&manifest_path, manifest.digest(), None, &src, &target);
-    let open = File::open(m.target.join("f")).unwrap();
+    let mut open = File::open(m.target.join("f")).unwrap();
     let status = m.signal("INT");
     assert!(status.success(), "{status}");
     assert!(!is_mounted(&m.target));
-    drop(open);
+    // The server is gone: the file that was still open is cut off, not served by anyone else.
+    assert_eq!(
+        errno(open.read_to_end(&mut Vec::new())),
+        Some(libc::ENOTCONN)
+    );
 }
 
 #[test]
