@@ -5,6 +5,7 @@
 mod attest;
 mod digest;
 mod measure;
+mod mount;
 mod source;
 mod sys;
 
@@ -28,6 +29,8 @@ enum Command {
     Measure(measure::MeasureArgs),
     /// Record a manifest digest in TDX RTMR, a vTPM PCR and/or an event log.
     Attest(attest::AttestArgs),
+    /// Mount SOURCE at TARGET as a read-only FUSE filesystem verified against a pinned manifest.
+    Mount(mount::MountArgs),
 }
 
 /// Prints an error and its causes; returns the exit code.
@@ -50,6 +53,10 @@ fn main() -> ExitCode {
         }),
         Command::Measure(args) => measure::run(&args).map_err(|e| report(&e, 1)),
         Command::Attest(args) => attest::run(&args).map_err(|e| {
+            let code = e.exit_code();
+            report(&e, code)
+        }),
+        Command::Mount(args) => mount::run(&args).map_err(|e| {
             let code = e.exit_code();
             report(&e, code)
         }),

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! `verityctl mount`: a guest-side verifying FUSE filesystem.
+//!
+//! SOURCE (in a guest: the raw virtio-fs mount, served by a host that may be
+//! malicious) is wrapped in the same `verity_fs::VerityFs` layer and
+//! `verity-merkle` engine verityfsd uses on the host, bound to a manifest the
+//! guest pins by digest, and mounted read-only at TARGET over `/dev/fuse`.
+//! Applications using TARGET trust nothing from the host: every byte is
+//! verified before it is returned, names and metadata are checked against the
+//! manifest, and digests (`FS_IOC_MEASURE_VERITY`, `user.verity.digest`) are
+//! answered from the manifest.
+
+mod pinned;
+mod signals;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use clap::Args;
+use fuse_backend_rs::api::server::Server;
+use fuse_backend_rs::passthrough::PassthroughFs;
+use fuse_backend_rs::transport::{FuseChannel, FuseSession};
+use verity_fs::{CacheMode, FsConfig, TreeStore, Verity, VerityFs, VerityOptions};
+use verity_merkle::FileDigest;
+
+use self::pinned::PinnedError;
+use self::signals::TerminationSignals;
+
+/// The filesystem name shown in /proc/mounts.
+const FSNAME: &str = "verityctl";
+
+/// Arguments of `verityctl mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The manifest (may come from the host: it is checked against --manifest-digest).
+    #[arg(long, value_name = "FILE")]
+    manifest: PathBuf,
+    /// The manifest digest the guest trusts (`sha256:HEX`, e.g. from attestation).
+    #[arg(long, value_name = "sha256:HEX")]
+    manifest_digest: String,
+    /// Directory of stored Merkle trees (untrusted: every block read from it is checked).
+    /// Without it, a file's tree is built from the whole file at its first open.
+    #[arg(long, value_name = "DIR")]
+    tree_store: Option<PathBuf>,
+    /// Threads serving FUSE requests.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Stay in the foreground (the default and only mode; accepted for scripts).
+    #[arg(long)]
+    foreground: bool,
+    /// Write TARGET's path to this file once mounted (removed at exit).
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+    /// The untrusted directory to verify (in a guest: the raw virtio-fs mount).
+    #[arg(value_name = "SOURCE")]
+    source: PathBuf,
+    /// Where the verified filesystem is mounted (an existing directory).
+    #[arg(value_name = "TARGET")]
+    target: PathBuf,
+}
+
+/// Errors of `verityctl mount`.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The manifest or its pin is not usable.
+    #[error(transparent)]
+    Manifest(#[from] PinnedError),
+    /// --tree-store cannot be opened.
+    #[error("--tree-store {path:?} cannot be opened as a directory")]
+    TreeStore {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// SOURCE is not a usable directory.
+    #[error("SOURCE {path:?} is not an existing directory")]
+    Source {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The passthrough layer over SOURCE cannot be built.
+    #[error("cannot serve {path:?}")]
+    Passthrough {
+        /// SOURCE.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: verity_fs::FsConfigError,
+    },
+    /// Blocking the termination signals or starting a thread failed.
+    #[error("cannot set up the {0}")]
+    Setup(&'static str, #[source] io::Error),
+    /// The FUSE mount failed.
+    #[error("cannot mount at {path:?} (is /dev/fuse present, and are you root?): {reason}")]
+    Mount {
+        /// TARGET.
+        path: PathBuf,
+        /// fuse-backend-rs's message.
+        reason: String,
+    },
+    /// The mounted root cannot be reached: the share root does not match the manifest
+    /// (`EIO` at INIT) or the connection failed.
+    #[error(
+        "the root of {path:?} is refused (does it match the manifest's root: type, mode, \
+         owner?)"
+    )]
+    Root {
+        /// SOURCE.
+        path: PathBuf,
+        /// What stat of the mounted root returned.
+        #[source]
+        source: io::Error,
+    },
+    /// The ready file cannot be written.
+    #[error("cannot write --ready-file {path:?}")]
+    ReadyFile {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl MountError {
+    /// 2 for unusable arguments (including a manifest that is not the pinned
+    /// one), 1 for failures while mounting.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MountError::Manifest(_) | MountError::TreeStore { .. } | MountError::Source { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+type Fs = VerityFs<PassthroughFs<()>>;
+
+/// Why the main thread wakes up.
+#[derive(Debug)]
+enum Event {
+    /// A termination signal.
+    Signal(i32),
+    /// A channel thread stopped: the kernel closed the connection (unmount)
+    /// or reading requests failed (`Some(reason)`).
+    ChannelDone(Option<String>),
+}
+
+/// Serves requests from `channel` until the connection ends or the channel
+/// is woken.
+fn serve(server: &Server<Fs>, mut channel: FuseChannel) -> Option<String> {
+    loop {
+        match channel.get_request() {
+            Ok(Some((reader, writer))) => {
+                // A failed reply (an interrupted request, or the connection going away) only
+                // concerns that request; an ended connection shows in the next get_request.
+                let _ = server.handle_message(reader, writer.into(), None, None);
+            }
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
+fn spawn_channel(
+    index: u16,
+    server: Arc<Server<Fs>>,
+    channel: FuseChannel,
+    events: mpsc::Sender<Event>,
+) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(format!("fuse-{index}"))
+        .spawn(move || {
+            let reason = serve(&server, channel);
+            let _ = events.send(Event::ChannelDone(reason));
+        })
+}
+
+fn spawn_signal_thread(signals: TerminationSignals, events: mpsc::Sender<Event>) -> io::Result<()> {
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while let Ok(sig) = signals.wait() {
+                if events.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// Builds the verifying filesystem over SOURCE.
+fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
+    let manifest = pinned::load(&args.manifest, &args.manifest_digest)?;
+    let digest = *manifest.digest();
+    let tree_store = args
+        .tree_store
+        .as_deref()
+        .map(|p| {
+            TreeStore::open(p)
+                .map(Arc::new)
+                .map_err(|source| MountError::TreeStore {
+                    path: p.to_owned(),
+                    source,
+                })
+        })
+        .transpose()?;
+    // The passthrough layer opens its root with O_NOFOLLOW: give it a canonical path.
+    let source_err = |source| MountError::Source {
+        path: args.source.clone(),
+        source,
+    };
+    let shared_dir = args.source.canonicalize().map_err(source_err)?;
+    if !shared_dir.is_dir() {
+        return Err(source_err(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    let cache = CacheMode::Auto;
+    let inner = verity_fs::new_passthrough(&FsConfig {
+        shared_dir,
+        cache,
+        // Host xattrs are not covered by the manifest: only the digest xattrs are served.
+        xattr: false,
+    })
+    .map_err(|source| MountError::Passthrough {
+        path: args.source.clone(),
+        source,
+    })?;
+    let verity = Verity::new(
+        manifest,
+        VerityOptions {
+            tree_store,
+            ..VerityOptions::default()
+        },
+    );
+    Ok((
+        VerityFs::verified(inner, cache.readdirplus(), verity),
+        digest,
+    ))
+}
+
+fn write_ready_file(path: &Path, target: &Path) -> Result<(), MountError> {
+    std::fs::write(path, format!("{}\n", target.display())).map_err(|source| {
+        MountError::ReadyFile {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Runs `verityctl mount` until a termination signal or an external unmount.
+pub fn run(args: &MountArgs) -> Result<(), MountError> {
+    // Integrity failures are logged (rate-limited) by verity-fs; RUST_LOG tunes the level.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_target(false)
+        .init();
+    // Before any thread exists, so that every thread inherits the mask.
+    let signals = TerminationSignals::block().map_err(|e| MountError::Setup("signals", e))?;
+    let (fs, digest) = build_fs(args)?;
+    let server = Arc::new(Server::new(fs));
+
+    let mount_err = |reason: String| MountError::Mount {
+        path: args.target.clone(),
+        reason,
+    };
+    let mut session =
+        FuseSession::new(&args.target, FSNAME, "", true).map_err(|e| mount_err(e.to_string()))?;
+    session.set_allow_other(true);
+    session.mount().map_err(|e| mount_err(e.to_string()))?;
+    // From here on the session's Drop unmounts on every early return.
+
+    let (tx, rx) = mpsc::channel();
+    let mut workers = Vec::new();
+    for i in 0..args.threads {
+        let started = session
+            .new_channel()
+            .map_err(|e| mount_err(e.to_string()))
+            .and_then(|ch| {
+                spawn_channel(i, Arc::clone(&server), ch, tx.clone())
+                    .map_err(|e| MountError::Setup("FUSE threads", e))
+            });
+        match started {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                stop(&mut session, workers);
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = spawn_signal_thread(signals, tx) {
+        stop(&mut session, workers);
+        return Err(MountError::Setup("signal thread", e));
+    }
+    // The kernel sends INIT at mount time, and the share root is checked against the
+    // manifest then: wait for that answer, so a refused root is an error, not a "mounted".
+    if let Err(e) = std::fs::metadata(session.mountpoint()) {
+        stop(&mut session, workers);
+        return Err(MountError::Root {
+            path: args.source.clone(),
+            source: e,
+        });
+    }
+    if let Some(ready) = &args.ready_file {
+        if let Err(e) = write_ready_file(ready, &args.target) {
+            stop(&mut session, workers);
+            return Err(e);
+        }
+    }
+    log::info!("serving FUSE requests on {} threads", args.threads);
+    eprintln!(
+        "verityctl: mounted {} at {} (read-only, verified against manifest {digest})",
+        args.source.display(),
+        args.target.display()
+    );
+
+    match rx.recv() {
+        Ok(Event::Signal(sig)) => eprintln!(
+            "verityctl: signal {sig}: unmounting {}",
+            args.target.display()
+        ),
+        Ok(Event::ChannelDone(None)) | Err(_) => {
+            eprintln!("verityctl: {} was unmounted", args.target.display())
+        }
+        Ok(Event::ChannelDone(Some(reason))) => eprintln!(
+            "verityctl: the FUSE connection of {} ended ({reason}): unmounted or aborted",
+            args.target.display()
+        ),
+    }
+    stop(&mut session, workers);
+    if let Some(ready) = &args.ready_file {
+        let _ = std::fs::remove_file(ready);
+    }
+    Ok(())
+}
+
+/// Unmounts (lazily, so open files do not keep TARGET mounted), wakes every
+/// channel thread and joins them.
+fn stop(session: &mut FuseSession, workers: Vec<JoinHandle<()>>) {
+    if let Err(e) = session.umount() {
+        eprintln!("verityctl: unmount: {e}");
+    }
+    if let Err(e) = session.wake() {
+        eprintln!("verityctl: waking the FUSE threads: {e}");
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}

@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! `verityctl mount` end to end over a real FUSE mount: SOURCE plays the
+//! untrusted virtio-fs mount of a guest, and is tampered with after sealing
+//! exactly as a malicious host would serve it. Needs /dev/fuse and root;
+//! skipped with a notice otherwise.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use verity_manifest::{store_blob, store_relative_path, Entry, EntryKind, Manifest};
+use verity_merkle::{build_from_bytes, FileDigest, MerkleParams};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const BLOCK: usize = 4096;
+
+fn verityctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_verityctl"))
+}
+
+/// Whether a FUSE mount is possible here; prints why not.
+fn can_mount() -> bool {
+    // /proc/self belongs to the effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let fuse = Path::new("/dev/fuse").exists();
+    if !(root && fuse) {
+        eprintln!("skipping: a FUSE mount needs /dev/fuse (present: {fuse}) and root ({root})");
+    }
+    root && fuse
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A minimal sealer (what `verityctl seal` produces): the manifest of the tree
+/// at `root`, each file's tree stored in `store` if given.
+fn seal(root: &Path, store: Option<&Path>) -> Manifest {
+    let params = MerkleParams::default();
+    let mut entries = Vec::new();
+    walk(root, b"/".to_vec(), &params, store, &mut entries);
+    Manifest::new(params, entries).expect("valid manifest")
+}
+
+fn walk(
+    path: &Path,
+    mpath: Vec<u8>,
+    params: &MerkleParams,
+    store: Option<&Path>,
+    out: &mut Vec<Entry>,
+) {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    let ft = m.file_type();
+    let kind = if ft.is_dir() {
+        EntryKind::Directory
+    } else if ft.is_file() {
+        let tree = build_from_bytes(params.clone(), &std::fs::read(path).unwrap()).unwrap();
+        if let Some(store) = store {
+            let p = store.join(store_relative_path(&tree.digest()));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, store_blob(&tree)).unwrap();
+        }
+        EntryKind::File {
+            size: m.len(),
+            digest: tree.digest(),
+        }
+    } else if ft.is_symlink() {
+        EntryKind::Symlink {
+            target: std::fs::read_link(path)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        }
+    } else {
+        panic!("unsupported file type at {}", path.display());
+    };
+    out.push(Entry {
+        path: mpath.clone(),
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    });
+    if ft.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            let e = e.unwrap();
+            let mut child = mpath.clone();
+            if child != b"/" {
+                child.push(b'/');
+            }
+            child.extend_from_slice(e.file_name().as_bytes());
+            walk(&e.path(), child, params, store, out);
+        }
+    }
+}
+
+fn file_digest(m: &Manifest, path: &str) -> FileDigest {
+    *m.get(path.as_bytes())
+        .and_then(Entry::digest)
+        .unwrap_or_else(|| panic!("{path} is not a file in the manifest"))
+}
+
+/// Linux 6.10 and later forward FS_IOC_MEASURE_VERITY over FUSE.
+fn kernel_forwards_measure() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 10)
+}
+
+fn is_mounted(target: &Path) -> bool {
+    let t = target.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(t))
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > TIMEOUT {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `verityctl mount`; dropping it always unmounts and reaps it,
+/// even when a test assertion failed.
+struct Mounted {
+    child: Child,
+    target: PathBuf,
+}
+
+impl Mounted {
+    fn start(
+        manifest: &Path,
+        pin: &FileDigest,
+        store: Option<&Path>,
+        source: &Path,
+        target: &Path,
+    ) -> Self {
+        let ready = target.with_extension("ready");
+        let mut cmd = verityctl();
+        cmd.arg("mount")
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--manifest-digest")
+            .arg(pin.to_string())
+            .arg("--threads=2")
+            .arg("--ready-file")
+            .arg(&ready);
+        if let Some(store) = store {
+            cmd.arg("--tree-store").arg(store);
+        }
+        let child = cmd
+            .arg(source)
+            .arg(target)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn verityctl mount");
+        let mut m = Mounted {
+            child,
+            target: target.canonicalize().unwrap(),
+        };
+        wait_until("the mount", || {
+            if let Some(status) = m.child.try_wait().unwrap() {
+                panic!("verityctl mount exited early: {status}");
+            }
+            ready.exists() && is_mounted(&m.target)
+        });
+        m
+    }
+
+    /// Sends `sig` and returns the exit status (bounded).
+    fn signal(&mut self, sig: &str) -> ExitStatus {
+        let sent = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        wait_exit(&mut self.child).expect("verityctl mount did not exit after the signal")
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if is_mounted(&self.target) {
+            let _ = Command::new("umount").arg("-l").arg(&self.target).status();
+        }
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = wait_exit(&mut self.child);
+        }
+    }
+}
+
+fn errno(r: io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+fn measure(path: &Path) -> Output {
+    verityctl()
+        .arg("measure")
+        .arg("--json")
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verified_mount_serves_the_manifest_and_refuses_a_malicious_source() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let store = tmp.path().join("store");
+    let target = tmp.path().join("target");
+    for d in [&src, &store, &target] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::create_dir(src.join("dir")).unwrap();
+    let big = random_bytes(16 * BLOCK, 1);
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a.txt", b"hello, verified world\n".to_vec()),
+        ("empty", Vec::new()),
+        ("dir/big.bin", big.clone()),
+        ("dir/odd.bin", random_bytes(3 * BLOCK + 17, 2)),
+        ("tampered.bin", big.clone()),
+        ("swap1", random_bytes(2 * BLOCK, 3)),
+        ("swap2", random_bytes(2 * BLOCK, 4)),
+        ("becomes-link", b"a regular file\n".to_vec()),
+    ];
+    for (name, data) in &files {
+        std::fs::write(src.join(name), data).unwrap();
+    }
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("retargeted")).unwrap();
+
+    let manifest = seal(&src, Some(&store));
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+
+    // The malicious host: change SOURCE after sealing.
+    let mut flipped = big.clone();
+    flipped[9 * BLOCK + 100] ^= 0x40;
+    std::fs::write(src.join("tampered.bin"), &flipped).unwrap();
+    std::fs::rename(src.join("swap1"), src.join("swap.tmp")).unwrap();
+    std::fs::rename(src.join("swap2"), src.join("swap1")).unwrap();
+    std::fs::rename(src.join("swap.tmp"), src.join("swap2")).unwrap();
+    std::fs::write(src.join("added.txt"), b"not in the manifest").unwrap();
+    std::fs::remove_file(src.join("becomes-link")).unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("becomes-link")).unwrap();
+    std::fs::remove_file(src.join("retargeted")).unwrap();
+    std::os::unix::fs::symlink("b.txt", src.join("retargeted")).unwrap();
+    let forged = format!("sha256:{}", "ab".repeat(32));
+    xattr::set(src.join("a.txt"), "user.verity.digest", forged.as_bytes()).unwrap();
+
+    let mut m = Mounted::start(
+        &manifest_path,
+        manifest.digest(),
+        Some(&store),
+        &src,
+        &target,
+    );
+    let t = m.target.clone();
+
+    // Intact files read back identical; digests come from the manifest.
+    for name in ["a.txt", "empty", "dir/big.bin", "dir/odd.bin"] {
+        let expected = &files.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(&std::fs::read(t.join(name)).unwrap(), expected, "{name}");
+        let want = file_digest(&manifest, &format!("/{name}"));
+        let x = xattr::get(t.join(name), "user.verity.digest")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(x).unwrap(),
+            want.to_string(),
+            "{name} xattr"
+        );
+        let out = measure(&t.join(name));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["digest"], want.to_string(), "{name} measure");
+        if kernel_forwards_measure() {
+            assert_eq!(v[0]["source"], "ioctl", "{name}");
+        }
+    }
+    let root = xattr::get(&t, "user.verity.manifest_digest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(root).unwrap(),
+        manifest.digest().to_string()
+    );
+    // The forged host xattr is not what TARGET reports.
+    let a = xattr::get(t.join("a.txt"), "user.verity.digest")
+        .unwrap()
+        .unwrap();
+    assert_ne!(a, forged.as_bytes());
+    assert_eq!(
+        std::fs::read_link(t.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+    assert!(
+        std::fs::metadata(t.join("a.txt"))
+            .unwrap()
+            .permissions()
+            .readonly()
+            || {
+                // Root ignores permission bits: check the mount refuses writes instead.
+                errno(
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(t.join("a.txt")),
+                ) == Some(libc::EROFS)
+            }
+    );
+
+    // A flipped byte: EIO for that block, the other blocks are served.
+    let f = File::open(t.join("tampered.bin")).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, big[..BLOCK]);
+    assert_eq!(
+        errno(f.read_exact_at(&mut buf, 9 * BLOCK as u64)),
+        Some(libc::EIO)
+    );
+    f.read_exact_at(&mut buf, 15 * BLOCK as u64).unwrap();
+    assert_eq!(buf, big[15 * BLOCK..]);
+    assert_eq!(
+        errno(std::fs::read(t.join("tampered.bin"))),
+        Some(libc::EIO)
+    );
+    // Swapped files: EIO.
+    for name in ["swap1", "swap2"] {
+        let r = File::open(t.join(name)).and_then(|mut f| f.read_to_end(&mut Vec::new()));
+        assert_eq!(errno(r), Some(libc::EIO), "{name}");
+    }
+    // An added file does not exist and is not listed.
+    assert_eq!(
+        errno(std::fs::metadata(t.join("added.txt"))),
+        Some(libc::ENOENT)
+    );
+    let names: Vec<_> = std::fs::read_dir(&t)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.contains(&"added.txt".to_owned()), "{names:?}");
+    assert!(names.contains(&"a.txt".to_owned()), "{names:?}");
+    // A file replaced by a symlink: an error, never the link.
+    assert_eq!(
+        errno(std::fs::symlink_metadata(t.join("becomes-link"))),
+        Some(libc::EIO)
+    );
+    // A symlink with another target of the same length: EIO on readlink.
+    assert_eq!(
+        errno(std::fs::read_link(t.join("retargeted"))),
+        Some(libc::EIO)
+    );
+
+    // SIGTERM: exit 0, TARGET unmounted.
+    let status = m.signal("TERM");
+    assert!(status.success(), "{status}");
+    assert!(!is_mounted(&t));
+}
+
+#[test]
+fn without_a_tree_store_a_changed_file_is_eio_and_umount_ends_the_mount() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let data = random_bytes(5 * BLOCK + 1, 9);
+    std::fs::write(src.join("good"), &data).unwrap();
+    std::fs::write(src.join("bad"), &data).unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let mut changed = data.clone();
+    changed[2 * BLOCK] ^= 1;
+    std::fs::write(src.join("bad"), &changed).unwrap();
+
+    let mut m = Mounted::start(&manifest_path, manifest.digest(), None, &src, &target);
+    let t = m.target.clone();
+    assert_eq!(std::fs::read(t.join("good")).unwrap(), data);
+    assert_eq!(errno(std::fs::read(t.join("bad"))), Some(libc::EIO));
+
+    // An external unmount ends verityctl with success.
+    let st = Command::new("umount").arg(&t).status().unwrap();
+    assert!(st.success());
+    let status = wait_exit(&mut m.child).expect("verityctl mount did not exit after umount");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn sigint_unmounts_even_with_an_open_file() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let mut m = Mounted::start(&manifest_path, manifest.digest(), None, &src, &target);
+    let mut open = File::open(m.target.join("f")).unwrap();
+    let status = m.signal("INT");
+    assert!(status.success(), "{status}");
+    assert!(!is_mounted(&m.target));
+    // The server is gone: the file that was still open is cut off, not served by anyone else.
+    assert_eq!(
+        errno(open.read_to_end(&mut Vec::new())),
+        Some(libc::ENOTCONN)
+    );
+}
+
+#[test]
+fn a_manifest_that_is_not_the_pinned_one_is_refused_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = verityctl()
+        .arg("mount")
+        .arg("--manifest")
+        .arg(&manifest_path)
+        .arg("--manifest-digest")
+        .arg(&wrong)
+        .arg(&src)
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&wrong), "{err}");
+    assert!(err.contains(&manifest.digest().to_string()), "{err}");
+    assert!(!is_mounted(&target.canonicalize().unwrap()));
+
+    // A malformed pin is a usage error too, named as such.
+    let out = verityctl()
+        .args(["mount", "--manifest"])
+        .arg(&manifest_path)
+        .args(["--manifest-digest", "sha256:beef"])
+        .arg(&src)
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a manifest digest"));
+}
+
+#[test]
+fn a_source_root_that_differs_from_the_manifest_is_not_mounted() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut child = verityctl()
+        .arg("mount")
+        .arg("--manifest")
+        .arg(&manifest_path)
+        .arg("--manifest-digest")
+        .arg(manifest.digest().to_string())
+        .arg(&src)
+        .arg(&target)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child);
+    let target = target.canonicalize().unwrap();
+    if status.is_none() || is_mounted(&target) {
+        let _ = Command::new("umount").arg("-l").arg(&target).status();
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a refused root must not stay mounted (status {status:?})");
+    }
+    assert_eq!(status.unwrap().code(), Some(1));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("is refused"), "{err}");
+    assert!(!err.contains("mounted /"), "{err}");
+}
