@@ -31,24 +31,30 @@ pub fn entry_path(store: &Path, digest: &FileDigest) -> PathBuf {
     store.join(store_relative_path(digest))
 }
 
-/// Checks the descriptor and length of an existing entry.
-fn header_is_valid(path: &Path, digest: &FileDigest) -> bool {
+/// True when `path` holds exactly `blob`. The new tree is in memory anyway,
+/// so comparing every byte (not only the descriptor and length) costs one
+/// read of the entry and also repairs entries with a damaged tree.
+fn holds(path: &Path, blob: &[u8]) -> bool {
     let Ok(mut f) = File::open(path) else {
         return false;
     };
-    let Ok(meta) = f.metadata() else { return false };
-    let mut head = [0u8; DESCRIPTOR_SIZE];
-    meta.is_file()
-        && f.read_exact(&mut head).is_ok()
-        && split_store_blob(digest, &head, meta.len()).is_ok()
+    if !f
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == blob.len() as u64)
+    {
+        return false;
+    }
+    let mut existing = Vec::with_capacity(blob.len());
+    f.read_to_end(&mut existing).is_ok() && existing == blob
 }
 
-/// Writes the entry for `tree` unless a valid one exists; atomically (a
-/// temporary file renamed into place). Returns true when it wrote one.
+/// Writes the entry for `tree` unless an identical one exists; atomically
+/// (a temporary file renamed into place). Returns true when it wrote one.
 pub fn write_entry(store: &Path, tree: &MerkleTree) -> Result<bool, StoreError> {
     let digest = tree.digest();
     let path = entry_path(store, &digest);
-    if header_is_valid(&path, &digest) {
+    let blob = store_blob(tree);
+    if holds(&path, &blob) {
         return Ok(false);
     }
     let err = |p: &Path| {
@@ -64,7 +70,7 @@ pub fn write_entry(store: &Path, tree: &MerkleTree) -> Result<bool, StoreError> 
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = File::create(&tmp)
-        .and_then(|mut f| f.write_all(&store_blob(tree)))
+        .and_then(|mut f| f.write_all(&blob))
         .and_then(|()| fs::rename(&tmp, &path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
