@@ -178,21 +178,19 @@ pub fn walk(
             path: dir_fs.clone(),
             source,
         };
-        let mut names: Vec<Vec<u8>> = Vec::new();
+        let first_child = out.len();
         for e in fs::read_dir(&dir_fs).map_err(read_err)? {
             let e = e.map_err(read_err)?;
-            names.push(e.file_name().into_encoded_bytes());
-        }
-        names.sort();
-        let first_child = out.len();
-        for name in names {
+            let name = e.file_name().into_encoded_bytes();
             let fs_path = dir_fs.join(OsStr::from_bytes(&name));
-            let meta = fs::symlink_metadata(&fs_path).map_err(|source| WalkError::Stat {
+            // lstat relative to the open directory: no walk of the whole path.
+            let meta = e.metadata().map_err(|source| WalkError::Stat {
                 path: fs_path.clone(),
                 source,
             })?;
             out.push(node(join(&dir_path, &name), fs_path, &meta)?);
         }
+        out[first_child..].sort_by(|a, b| a.path.cmp(&b.path));
         // Pushed in reverse so that directories are entered in name order.
         for j in (first_child..out.len()).rev() {
             if out[j].kind != NodeKind::Directory {
