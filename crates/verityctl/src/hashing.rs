@@ -87,6 +87,17 @@ pub fn progress_bar(total_bytes: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A spinner with `message` on stderr while the tree is listed, hidden like
+/// [`progress_bar`].
+pub fn spinner(message: String, quiet: bool) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 fn open_checked(job: &FileJob) -> Result<File, HashError> {
     // O_NOFOLLOW: a file swapped for a symlink is refused, not followed.
     // O_NONBLOCK: a file swapped for a FIFO does not block the open.

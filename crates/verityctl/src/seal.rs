@@ -245,7 +245,12 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         }
     };
 
-    let nodes = walk::walk(&root, args.cross_mounts, &mut warn).map_err(SealError::Walk)?;
+    let listing = hashing::spinner(format!("listing {}", root.display()), args.quiet);
+    let nodes = walk::walk(&root, args.cross_mounts, &mut |w| {
+        listing.suspend(|| warn(w))
+    });
+    listing.finish_and_clear();
+    let nodes = nodes.map_err(SealError::Walk)?;
     let (jobs, job_of) = file_jobs(nodes.iter());
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let bar = hashing::progress_bar(total, args.quiet);
