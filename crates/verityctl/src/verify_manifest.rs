@@ -91,6 +91,9 @@ pub enum VerifyManifestError {
         #[source]
         source: io::Error,
     },
+    /// `--tree-store` is not a directory.
+    #[error("--tree-store '{0}' is not a directory")]
+    NoStore(PathBuf),
     /// Walking the tree failed.
     #[error(transparent)]
     Walk(WalkError),
@@ -210,6 +213,9 @@ pub fn load_manifest(path: &PathBuf, pin: Option<&str>) -> Result<Manifest, Veri
 /// Runs `verityctl verify-manifest`; returns the number of differences.
 pub fn run(args: &VerifyManifestArgs) -> Result<usize, VerifyManifestError> {
     let manifest = load_manifest(&args.manifest, args.manifest_digest.as_deref())?;
+    if let Some(dir) = args.tree_store.as_ref().filter(|d| !d.is_dir()) {
+        return Err(VerifyManifestError::NoStore(dir.clone()));
+    }
     let root = fs::canonicalize(&args.root).map_err(|source| VerifyManifestError::Root {
         path: args.root.clone(),
         source,

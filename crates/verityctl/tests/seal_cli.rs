@@ -558,6 +558,9 @@ fn clear_errors_for_bad_input() {
         fails_with(verityctl(&args), code, "is not a valid manifest");
     }
     let missing = d.join("missing");
+    let mut no_store = OsString::from("--tree-store=");
+    no_store.push(&missing);
+    fails_with(verify(&s, &[&no_store]), 2, "is not a directory");
     fails_with(
         verityctl(&[
             OsStr::new("verify-manifest"),
