@@ -143,6 +143,41 @@ fn resolve_out(out: &Path) -> Result<PathBuf, SealError> {
     Ok(dir.join(name))
 }
 
+/// The absolute path `path` has or would have once created: its longest
+/// existing ancestor resolved, then the rest of it.
+fn resolve_new(path: &Path) -> io::Result<PathBuf> {
+    let mut rest = Vec::new();
+    let mut base = path;
+    loop {
+        match fs::canonicalize(if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        }) {
+            Ok(mut resolved) => {
+                for c in rest.iter().rev() {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            resolved.pop();
+                        }
+                        std::path::Component::Normal(n) => resolved.push(n),
+                        _ => {}
+                    }
+                }
+                return Ok(resolved);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(parent) = base.parent() else {
+                    return Err(e);
+                };
+                rest.extend(base.components().next_back());
+                base = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn refuse_inside(what: &'static str, path: &Path, root: &Path) -> Result<(), SealError> {
     if path.starts_with(root) {
         return Err(SealError::OutputInsideRoot {
@@ -234,14 +269,14 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
     let store_dir = match &args.tree_store {
         None => None,
         Some(dir) => {
-            let canon = fs::create_dir_all(dir)
-                .and_then(|()| fs::canonicalize(dir))
-                .map_err(|source| SealError::StoreDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-            refuse_inside("--tree-store", &canon, &root)?;
-            Some(canon)
+            let store_err = |source| SealError::StoreDir {
+                path: dir.clone(),
+                source,
+            };
+            // Checked before anything is created, so a refusal changes nothing.
+            refuse_inside("--tree-store", &resolve_new(dir).map_err(store_err)?, &root)?;
+            fs::create_dir_all(dir).map_err(store_err)?;
+            Some(fs::canonicalize(dir).map_err(store_err)?)
         }
     };
 

@@ -474,7 +474,7 @@ fn clear_errors_for_bad_input() {
         2,
         "is inside ROOTFS",
     );
-    let store_inside = s.root.join("etc/trees");
+    let store_inside = s.root.join("etc/new/trees");
     fails_with(
         verityctl(&[
             OsStr::new("seal"),
@@ -487,6 +487,7 @@ fn clear_errors_for_bad_input() {
         2,
         "--tree-store",
     );
+    assert!(!store_inside.exists(), "a refused --tree-store was created");
     let file = s.root.join("etc/passwd");
     fails_with(
         verityctl(&[
