@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Digests of many files on all cores, with a progress bar.
 //!
-//! Large files are hashed one at a time with every thread working inside the
-//! file; the rest go through a shared queue (largest first) that each thread
-//! drains one whole file at a time. Plain std threads: the queue is a locked
-//! iterator, so no thread-pool crate is needed.
+//! Plain std threads drain a shared queue one whole file at a time; a large
+//! file is hashed with every thread working inside it. [`hash_during`] takes
+//! files while the tree is still being listed, so listing overlaps hashing
+//! (used by `seal`); [`hash_files`] takes a finished list, largest first.
+//! The queue is a locked iterator or channel: no thread-pool crate needed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -84,17 +86,6 @@ pub fn progress_bar(total_bytes: u64, quiet: bool) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-/// A spinner with `message` on stderr while the tree is listed, hidden like
-/// [`progress_bar`].
-pub fn spinner(message: String, quiet: bool) -> ProgressBar {
-    if quiet || !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner().with_message(message);
-    bar.enable_steady_tick(Duration::from_millis(100));
     bar
 }
 
@@ -204,4 +195,100 @@ where
         .zip(jobs)
         .map(|(r, job)| r.ok_or_else(|| HashError::Changed(job.fs_path.clone())))
         .collect()
+}
+
+/// Hands files to the hashing threads of [`hash_during`] while they run.
+#[derive(Debug)]
+pub struct Feeder {
+    tx: Sender<(usize, FileJob)>,
+    bar: ProgressBar,
+    jobs: usize,
+    bytes: u64,
+}
+
+impl Feeder {
+    /// Queues `job`; returns its index in the result of [`hash_during`].
+    pub fn push(&mut self, job: FileJob) -> usize {
+        self.bar.inc_length(job.size);
+        self.bytes += job.size;
+        // The receiver lives until every job is sent: this cannot fail.
+        let _ = self.tx.send((self.jobs, job));
+        self.jobs += 1;
+        self.jobs - 1
+    }
+}
+
+/// Digests of the files `produce` feeds, hashed on `threads` threads while
+/// `produce` still runs (so that listing the tree overlaps hashing). Large
+/// files are hashed with every thread inside the file. `sink` sees each tree
+/// as soon as it is built. Returns what `produce` returned, the total bytes
+/// fed and the digests in feeding order.
+pub fn hash_during<T, F>(
+    params: &MerkleParams,
+    threads: usize,
+    bar: &ProgressBar,
+    sink: F,
+    produce: impl FnOnce(&mut Feeder) -> T,
+) -> (T, u64, Result<Vec<FileDigest>, HashError>)
+where
+    F: Fn(&MerkleTree) -> Result<(), String> + Sync,
+{
+    let threads = threads.max(1);
+    let (tx, rx) = mpsc::channel::<(usize, FileJob)>();
+    let rx: Mutex<Receiver<(usize, FileJob)>> = Mutex::new(rx);
+    let found: Mutex<Vec<(usize, FileDigest)>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<HashError>> = Mutex::new(None);
+    let worker = || loop {
+        let next = rx.lock().ok().and_then(|r| r.recv().ok());
+        let Some((i, job)) = next else { return };
+        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+            continue; // drain the queue without work
+        }
+        let inner = if job.size >= LARGE_FILE { threads } else { 1 };
+        let result = hash_one(&job, params, inner).and_then(|tree| {
+            sink(&tree).map_err(HashError::Sink)?;
+            bar.inc(job.size);
+            Ok(tree.digest())
+        });
+        match result {
+            Ok(d) => {
+                if let Ok(mut f) = found.lock() {
+                    f.push((i, d));
+                }
+            }
+            Err(e) => {
+                if let Ok(mut f) = failure.lock() {
+                    f.get_or_insert(e);
+                }
+            }
+        }
+    };
+    let mut feeder = Feeder {
+        tx,
+        bar: bar.clone(),
+        jobs: 0,
+        bytes: 0,
+    };
+    let produced = std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(worker);
+        }
+        let produced = produce(&mut feeder);
+        // Closing the channel lets the threads finish once it is drained.
+        drop(std::mem::replace(&mut feeder.tx, mpsc::channel().0));
+        produced
+    });
+    let (jobs, bytes) = (feeder.jobs, feeder.bytes);
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return (produced, bytes, Err(e));
+    }
+    let mut results: Vec<Option<FileDigest>> = vec![None; jobs];
+    for (i, d) in found.into_inner().unwrap_or_default() {
+        results[i] = Some(d);
+    }
+    let digests = results
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| HashError::Sink("a hashing thread stopped early".into()));
+    (produced, bytes, digests)
 }

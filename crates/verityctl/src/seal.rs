@@ -280,18 +280,10 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         }
     };
 
-    let listing = hashing::spinner(format!("listing {}", root.display()), args.quiet);
-    let nodes = walk::walk(&root, args.cross_mounts, &mut |w| {
-        listing.suspend(|| warn(w))
-    });
-    listing.finish_and_clear();
-    let nodes = nodes.map_err(SealError::Walk)?;
-    let (jobs, job_of) = file_jobs(nodes.iter());
-    let total: u64 = jobs.iter().map(|j| j.size).sum();
-    let bar = hashing::progress_bar(total, args.quiet);
+    let bar = hashing::progress_bar(0, args.quiet);
     let stored = AtomicU64::new(0);
     let threads = args.threads.unwrap_or_else(hashing::default_threads);
-    let digests = hashing::hash_files(&jobs, &params, threads, &bar, |_, tree| {
+    let sink = |tree: &verity_merkle::MerkleTree| {
         if let Some(dir) = &store_dir {
             if store::write_entry(dir, tree).map_err(|e: StoreError| {
                 let mut msg = e.to_string();
@@ -304,8 +296,34 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
             }
         }
         Ok(())
+    };
+    // Files are hashed while the tree is still being listed; hard links
+    // (same device and inode) are hashed once.
+    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut job_of: HashMap<Vec<u8>, usize> = HashMap::new();
+    let (nodes, total, digests) = hashing::hash_during(&params, threads, &bar, sink, |feeder| {
+        walk::walk(
+            &root,
+            args.cross_mounts,
+            &mut |w| bar.suspend(|| warn(w)),
+            &mut |n| {
+                if n.kind != NodeKind::File {
+                    return;
+                }
+                let job = *by_inode.entry((n.dev, n.ino)).or_insert_with(|| {
+                    feeder.push(FileJob {
+                        fs_path: n.fs_path.clone(),
+                        size: n.size,
+                        dev: n.dev,
+                        ino: n.ino,
+                    })
+                });
+                job_of.insert(n.path.clone(), job);
+            },
+        )
     });
     bar.finish_and_clear();
+    let nodes = nodes.map_err(SealError::Walk)?;
     let digests = digests.map_err(SealError::Hash)?;
 
     let entries: Vec<Entry> = nodes

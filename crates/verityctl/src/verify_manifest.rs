@@ -220,11 +220,7 @@ pub fn run(args: &VerifyManifestArgs) -> Result<usize, VerifyManifestError> {
         path: args.root.clone(),
         source,
     })?;
-    let listing = hashing::spinner(format!("listing {}", root.display()), args.quiet);
-    let nodes = walk::walk(&root, args.cross_mounts, &mut |w| {
-        listing.suspend(|| warn(w))
-    });
-    listing.finish_and_clear();
+    let nodes = walk::walk(&root, args.cross_mounts, &mut warn, &mut |_| {});
     let nodes = nodes.map_err(VerifyManifestError::Walk)?;
 
     // Hash only the files that could still match: same type and size.

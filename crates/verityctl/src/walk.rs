@@ -154,11 +154,13 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 /// Lists every entry below `root` (which should be canonical), the root
 /// first, then in an order sorted by path. Symlinks are recorded, never
 /// followed. A directory on another filesystem than the root is listed but
-/// not entered unless `cross_mounts`; `warn` is told about each.
+/// not entered unless `cross_mounts`; `warn` is told about each. `found`
+/// sees each entry as soon as it is listed (to start hashing early).
 pub fn walk(
     root: &Path,
     cross_mounts: bool,
     warn: &mut dyn FnMut(String),
+    found: &mut dyn FnMut(&Node),
 ) -> Result<Vec<Node>, WalkError> {
     let meta = fs::symlink_metadata(root).map_err(|source| WalkError::Root {
         path: root.to_owned(),
@@ -188,7 +190,9 @@ pub fn walk(
                 path: fs_path.clone(),
                 source,
             })?;
-            out.push(node(join(&dir_path, &name), fs_path, &meta)?);
+            let n = node(join(&dir_path, &name), fs_path, &meta)?;
+            found(&n);
+            out.push(n);
         }
         out[first_child..].sort_by(|a, b| a.path.cmp(&b.path));
         // Pushed in reverse so that directories are entered in name order.
@@ -222,7 +226,7 @@ mod tests {
         fs::write(root.join("a/b/f"), b"12345").unwrap();
         std::os::unix::fs::symlink("/a", root.join("loop")).unwrap();
         std::os::unix::fs::symlink(".", root.join("a/self")).unwrap();
-        let nodes = walk(root, false, &mut |w| panic!("{w}")).unwrap();
+        let nodes = walk(root, false, &mut |w| panic!("{w}"), &mut |_| {}).unwrap();
         let paths: Vec<&[u8]> = nodes.iter().map(|n| n.path.as_slice()).collect();
         assert_eq!(
             paths,
@@ -232,7 +236,7 @@ mod tests {
         assert_eq!(nodes[3].size, 5);
         assert_eq!(nodes[5].kind, NodeKind::Symlink(b"/a".to_vec()));
         assert!(matches!(
-            walk(&root.join("a/b/f"), false, &mut |_| {}),
+            walk(&root.join("a/b/f"), false, &mut |_| {}, &mut |_| {}),
             Err(WalkError::RootNotDirectory(_))
         ));
     }
