@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! `verityctl seal`: the manifest of a directory tree, and optionally a tree
+//! store with the Merkle tree of every file.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use verity_manifest::{Entry, EntryKind, Manifest, ManifestError};
+use verity_merkle::FileDigest;
+
+use crate::hashing::{self, FileJob, HashError};
+use crate::params::{ParamArgs, ParamArgsError};
+use crate::store::{self, StoreError};
+use crate::walk::{self, Node, NodeKind, WalkError};
+
+/// Arguments of `verityctl seal`.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Root directory of the tree to seal (e.g. a container rootfs).
+    #[arg(value_name = "ROOTFS")]
+    root: PathBuf,
+    /// Where to write the manifest (outside ROOTFS).
+    #[arg(long, value_name = "MANIFEST")]
+    out: PathBuf,
+    /// Also write each file's Merkle tree to DIR/ALG/HEX (outside ROOTFS).
+    #[arg(long, value_name = "DIR")]
+    tree_store: Option<PathBuf>,
+    #[command(flatten)]
+    params: ParamArgs,
+    /// Hashing threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Descend into directories that are mount points of other filesystems.
+    #[arg(long)]
+    cross_mounts: bool,
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Errors of `verityctl seal`.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// Bad `--hash-alg`, `--block-size` or `--salt`.
+    #[error(transparent)]
+    Params(ParamArgsError),
+    /// ROOTFS cannot be resolved.
+    #[error("cannot open ROOTFS '{path}'")]
+    Root {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `--out` names no file.
+    #[error("--out '{0}' does not name a file")]
+    OutNotAFile(PathBuf),
+    /// The directory of `--out` cannot be resolved.
+    #[error("cannot use the directory of --out '{path}' (it must exist)")]
+    OutDir {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// An output would be written into the tree being sealed.
+    #[error("{what} '{path}' is inside ROOTFS '{root}': writing it would change the tree being sealed; put it elsewhere")]
+    OutputInsideRoot {
+        /// Which option.
+        what: &'static str,
+        /// The output path, resolved.
+        path: PathBuf,
+        /// ROOTFS, resolved.
+        root: PathBuf,
+    },
+    /// The tree store directory cannot be created.
+    #[error("cannot create --tree-store directory '{path}'")]
+    StoreDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Walking the tree failed.
+    #[error(transparent)]
+    Walk(WalkError),
+    /// Hashing a file (or storing its tree) failed.
+    #[error(transparent)]
+    Hash(HashError),
+    /// The entries do not form a valid manifest.
+    #[error("cannot build the manifest")]
+    Manifest(#[source] ManifestError),
+    /// Writing the manifest failed.
+    #[error("cannot write the manifest '{path}'")]
+    Write {
+        /// The manifest path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SealError {
+    /// Process exit code: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SealError::Params(_)
+            | SealError::OutNotAFile(_)
+            | SealError::OutputInsideRoot { .. } => 2,
+            SealError::Walk(w) if w.is_usage() => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Prints a warning on stderr.
+pub fn warn(message: String) {
+    eprintln!("verityctl: warning: {message}");
+}
+
+/// Resolves `out` (whose directory must exist) to an absolute path.
+fn resolve_out(out: &Path) -> Result<PathBuf, SealError> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| SealError::OutNotAFile(out.to_owned()))?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = fs::canonicalize(dir).map_err(|source| SealError::OutDir {
+        path: out.to_owned(),
+        source,
+    })?;
+    Ok(dir.join(name))
+}
+
+/// The absolute path `path` has or would have once created: its longest
+/// existing ancestor resolved, then the rest of it.
+fn resolve_new(path: &Path) -> io::Result<PathBuf> {
+    let mut rest = Vec::new();
+    let mut base = path;
+    loop {
+        match fs::canonicalize(if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        }) {
+            Ok(mut resolved) => {
+                for c in rest.iter().rev() {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            resolved.pop();
+                        }
+                        std::path::Component::Normal(n) => resolved.push(n),
+                        _ => {}
+                    }
+                }
+                return Ok(resolved);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(parent) = base.parent() else {
+                    return Err(e);
+                };
+                rest.extend(base.components().next_back());
+                base = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn refuse_inside(what: &'static str, path: &Path, root: &Path) -> Result<(), SealError> {
+    if path.starts_with(root) {
+        return Err(SealError::OutputInsideRoot {
+            what,
+            path: path.to_owned(),
+            root: root.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Regular files to hash, one job per inode (hard links share one), and the
+/// job of each node.
+pub fn file_jobs<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+) -> (Vec<FileJob>, HashMap<Vec<u8>, usize>) {
+    let mut jobs = Vec::new();
+    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut by_path = HashMap::new();
+    for n in nodes.filter(|n| n.kind == NodeKind::File) {
+        let job = *by_inode.entry((n.dev, n.ino)).or_insert_with(|| {
+            jobs.push(FileJob {
+                fs_path: n.fs_path.clone(),
+                size: n.size,
+                dev: n.dev,
+                ino: n.ino,
+            });
+            jobs.len() - 1
+        });
+        by_path.insert(n.path.clone(), job);
+    }
+    (jobs, by_path)
+}
+
+/// The manifest entry of a walked node; files take their digest from `digest`.
+pub fn entry_of(n: &Node, digest: Option<FileDigest>) -> Option<Entry> {
+    let kind = match &n.kind {
+        NodeKind::Directory => EntryKind::Directory,
+        NodeKind::File => EntryKind::File {
+            size: n.size,
+            digest: digest?,
+        },
+        NodeKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+        NodeKind::Fifo => EntryKind::Fifo,
+        NodeKind::Socket => EntryKind::Socket,
+        NodeKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
+        NodeKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
+    };
+    Some(Entry {
+        path: n.path.clone(),
+        kind,
+        mode: n.mode,
+        uid: n.uid,
+        gid: n.gid,
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// renamed into place, so readers see the old or the new file, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
+    let err = |source| SealError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// Runs `verityctl seal`.
+pub fn run(args: &SealArgs) -> Result<(), SealError> {
+    let started = Instant::now();
+    let params = args.params.params().map_err(SealError::Params)?;
+    let root = fs::canonicalize(&args.root).map_err(|source| SealError::Root {
+        path: args.root.clone(),
+        source,
+    })?;
+    let out = resolve_out(&args.out)?;
+    refuse_inside("--out", &out, &root)?;
+    let store_dir = match &args.tree_store {
+        None => None,
+        Some(dir) => {
+            let store_err = |source| SealError::StoreDir {
+                path: dir.clone(),
+                source,
+            };
+            // Checked before anything is created, so a refusal changes nothing.
+            refuse_inside("--tree-store", &resolve_new(dir).map_err(store_err)?, &root)?;
+            fs::create_dir_all(dir).map_err(store_err)?;
+            Some(fs::canonicalize(dir).map_err(store_err)?)
+        }
+    };
+
+    let bar = hashing::progress_bar(0, args.quiet);
+    let stored = AtomicU64::new(0);
+    let threads = args.threads.unwrap_or_else(hashing::default_threads);
+    let sink = |tree: &verity_merkle::MerkleTree| {
+        if let Some(dir) = &store_dir {
+            if store::write_entry(dir, tree).map_err(|e: StoreError| {
+                let mut msg = e.to_string();
+                if let Some(s) = std::error::Error::source(&e) {
+                    msg.push_str(&format!(": {s}"));
+                }
+                msg
+            })? {
+                stored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    };
+    // Files are hashed while the tree is still being listed; hard links
+    // (same device and inode) are hashed once.
+    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut job_of: HashMap<Vec<u8>, usize> = HashMap::new();
+    let (nodes, total, digests) = hashing::hash_during(&params, threads, &bar, sink, |feeder| {
+        walk::walk(
+            &root,
+            args.cross_mounts,
+            &mut |w| bar.suspend(|| warn(w)),
+            &mut |n| {
+                if n.kind != NodeKind::File {
+                    return;
+                }
+                let job = *by_inode.entry((n.dev, n.ino)).or_insert_with(|| {
+                    feeder.push(FileJob {
+                        fs_path: n.fs_path.clone(),
+                        size: n.size,
+                        dev: n.dev,
+                        ino: n.ino,
+                    })
+                });
+                job_of.insert(n.path.clone(), job);
+            },
+        )
+    });
+    bar.finish_and_clear();
+    let nodes = nodes.map_err(SealError::Walk)?;
+    let digests = digests.map_err(SealError::Hash)?;
+
+    let entries: Vec<Entry> = nodes
+        .iter()
+        .filter_map(|n| entry_of(n, job_of.get(&n.path).map(|&j| digests[j])))
+        .collect();
+    let files = job_of.len();
+    let manifest = Manifest::new(params, entries).map_err(SealError::Manifest)?;
+    write_atomically(&out, &manifest.to_bytes())?;
+
+    println!("{}", manifest.digest());
+    if !args.quiet {
+        let mut summary = format!(
+            "sealed '{}': {} entries, {files} files, {total} bytes hashed, in {:.2} s",
+            root.display(),
+            manifest.entries().len(),
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(dir) = &store_dir {
+            summary.push_str(&format!(
+                "; {} new tree store entries in '{}'",
+                stored.load(Ordering::Relaxed),
+                dir.display()
+            ));
+        }
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
