@@ -20,7 +20,9 @@ use crate::queue_worker::QueueWorker;
 use crate::sandbox;
 use crate::seccomp;
 use crate::socket::ListenSocket;
-use crate::sys::{self, TerminationSignals};
+use verity_sys::TerminationSignals;
+
+use crate::sys;
 use crate::vhost_user::FsBackend;
 use crate::worker_pool::WorkerPool;
 

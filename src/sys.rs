@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! The daemon's only module with `unsafe`: thin wrappers over syscalls std does not offer
-//! (umask, rlimits, flock, signal masks, adopting an inherited socket).
+//! (umask, rlimits, flock, adopting an inherited socket).
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -106,55 +106,6 @@ pub fn adopt_listening_socket(fd: RawFd) -> io::Result<UnixListener> {
     // expects a blocking one (it retries immediately on EAGAIN).
     listener.set_nonblocking(false)?;
     Ok(listener)
-}
-
-/// The set of termination signals handled by the signal thread.
-pub struct TerminationSignals {
-    set: libc::sigset_t,
-}
-
-impl std::fmt::Debug for TerminationSignals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TerminationSignals(SIGTERM, SIGINT, SIGHUP)")
-    }
-}
-
-impl TerminationSignals {
-    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and in every thread it spawns
-    /// afterwards), so that [`TerminationSignals::wait`] can receive them synchronously.
-    pub fn block() -> io::Result<Self> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises the writable `sigset_t` it is given.
-        if unsafe { libc::sigemptyset(set.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: sigemptyset returned 0, so `set` is initialised.
-        let mut set = unsafe { set.assume_init() };
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            // SAFETY: `set` is an initialised sigset_t and `sig` a valid signal number.
-            if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        // SAFETY: `set` is initialised and outlives the call; a null old-set pointer is
-        // allowed.
-        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if ret != 0 {
-            return Err(io::Error::from_raw_os_error(ret));
-        }
-        Ok(TerminationSignals { set })
-    }
-
-    /// Waits for one of the blocked signals and returns its number.
-    pub fn wait(&self) -> io::Result<i32> {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `self.set` is an initialised sigset_t and `sig` a writable local.
-        let ret = unsafe { libc::sigwait(&self.set, &mut sig) };
-        if ret != 0 {
-            return Err(io::Error::from_raw_os_error(ret));
-        }
-        Ok(sig)
-    }
 }
 
 #[cfg(test)]

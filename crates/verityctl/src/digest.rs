@@ -5,10 +5,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use verity_merkle::{
-    build_parallel, BuildError, HashAlgorithm, MerkleParams, MerkleTree, ParamsError,
-};
+use verity_merkle::{build_parallel, BuildError, MerkleParams, MerkleTree};
 
+use crate::params::{ParamArgs, ParamArgsError};
 use crate::source::{open_for_reading, FileSource};
 
 /// Arguments of `verityctl digest`.
@@ -17,15 +16,8 @@ pub struct DigestArgs {
     /// Files to digest.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Hash algorithm: sha256 or sha512.
-    #[arg(long, default_value = "sha256", value_name = "HASH_ALG")]
-    hash_alg: String,
-    /// Merkle tree block size in bytes: a power of 2 from 1024 to 65536.
-    #[arg(long, default_value_t = 4096, value_name = "BLOCK_SIZE")]
-    block_size: u64,
-    /// Salt as hex, at most 32 bytes.
-    #[arg(long, value_name = "SALT")]
-    salt: Option<String>,
+    #[command(flatten)]
+    params: ParamArgs,
     /// Write the Merkle tree (root level first) to this file; one FILE only.
     #[arg(long, value_name = "FILE")]
     out_merkle_tree: Option<PathBuf>,
@@ -46,12 +38,9 @@ pub struct DigestArgs {
 /// Errors of `verityctl digest`.
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
-    /// `--salt` is not hex.
-    #[error("--salt {0:?} is not a valid hex string")]
-    BadSaltHex(String),
-    /// Parameters out of range.
-    #[error("invalid parameters")]
-    Params(#[source] ParamsError),
+    /// Bad `--hash-alg`, `--block-size` or `--salt`.
+    #[error(transparent)]
+    Params(#[from] ParamArgsError),
     /// `--out-*` with several files.
     #[error("--out-merkle-tree and --out-descriptor take exactly one FILE, {0} given")]
     OutputNeedsOneFile(usize),
@@ -96,22 +85,9 @@ impl DigestError {
     /// Process exit code: 2 for usage errors (as fsverity), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            DigestError::BadSaltHex(_)
-            | DigestError::Params(_)
-            | DigestError::OutputNeedsOneFile(_) => 2,
+            DigestError::Params(_) | DigestError::OutputNeedsOneFile(_) => 2,
             _ => 1,
         }
-    }
-}
-
-impl DigestArgs {
-    fn params(&self) -> Result<MerkleParams, DigestError> {
-        let alg: HashAlgorithm = self.hash_alg.parse().map_err(DigestError::Params)?;
-        let salt = match &self.salt {
-            None => Vec::new(),
-            Some(s) => hex::decode(s).map_err(|_| DigestError::BadSaltHex(s.clone()))?,
-        };
-        MerkleParams::new(alg, self.block_size, &salt).map_err(DigestError::Params)
     }
 }
 
@@ -164,7 +140,7 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 
 /// Runs `verityctl digest`.
 pub fn run(args: &DigestArgs) -> Result<(), DigestError> {
-    let params = args.params()?;
+    let params = args.params.params()?;
     if (args.out_merkle_tree.is_some() || args.out_descriptor.is_some()) && args.files.len() != 1 {
         return Err(DigestError::OutputNeedsOneFile(args.files.len()));
     }

@@ -11,7 +11,6 @@
 //! answered from the manifest.
 
 mod pinned;
-mod signals;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,7 +26,7 @@ use verity_fs::{CacheMode, FsConfig, TreeStore, Verity, VerityFs, VerityOptions}
 use verity_merkle::FileDigest;
 
 use self::pinned::PinnedError;
-use self::signals::TerminationSignals;
+use verity_sys::TerminationSignals;
 
 /// The filesystem name shown in /proc/mounts.
 const FSNAME: &str = "verityctl";

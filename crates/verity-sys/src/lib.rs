@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-//! Termination signals received synchronously: blocked in every thread, then
-//! taken with `sigwait` by one thread, so a signal never interrupts a FUSE
-//! request half-way and the filesystem is always unmounted on the way out.
+//! System-call wrappers shared by the daemon and `verityctl`.
+//!
+//! [`TerminationSignals`]: termination signals received synchronously. They are blocked in
+//! every thread, then taken with `sigwait` by one thread, so a signal never interrupts a
+//! request half-way and shutdown always runs its cleanup.
 #![allow(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -53,5 +56,18 @@ impl TerminationSignals {
             return Err(io::Error::from_raw_os_error(ret));
         }
         Ok(sig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_signal_is_received_by_wait() {
+        let signals = TerminationSignals::block().unwrap();
+        // SAFETY: raise(3) sends SIGHUP to the calling thread, where it is blocked (pending).
+        assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+        assert_eq!(signals.wait().unwrap(), libc::SIGHUP);
     }
 }
