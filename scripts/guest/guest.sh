@@ -190,13 +190,13 @@ case_malicious() {
     --tree-store "$E/$EVIL_TREES" --ready-file /tmp/vready "$E" "$V" > /tmp/vmount.log 2>&1 &
   vpid=$!
   i=0
-  while [ ! -f /tmp/vready ] && [ $i -lt 150 ] && kill -0 $vpid 2> /dev/null; do
+  while [ ! -f /tmp/vready ] && [ "$i" -lt 150 ] && kill -0 "$vpid" 2> /dev/null; do
     sleep 0.2
     i=$((i + 1))
   done
   if [ ! -f /tmp/vready ]; then
     echo "verified-mount failed: $(tail -3 /tmp/vmount.log | tr -s ' \t\n' '___')" >> /tmp/mal
-    kill $vpid 2> /dev/null
+    kill "$vpid" 2> /dev/null
     data malicious < /tmp/mal
     return
   fi
@@ -218,7 +218,7 @@ case_malicious() {
   } >> /tmp/mal
   data malicious < /tmp/mal
   umount "$V" 2> /dev/null || umount -l "$V"
-  wait $vpid
+  wait "$vpid"
   echo "verified-mount-exit rc=$?" | data malicious
   umount "$E"
 }
