@@ -81,7 +81,7 @@ case_verityctl() {
   fi
 }
 
-# gated (VTEST_VERITY=1 on the host): daemon-side fs-verity
+# verity cases (the host serves a sealed share; --no-verity on the host leaves them out)
 case_measure() {
   # one fsverity process for all files (fast); it stops at the first error, so on any error
   # measure file by file to report each result
@@ -97,9 +97,17 @@ case_measure() {
 
 case_vctl_digest() {
   if command -v verityctl > /dev/null; then
-    (cd "$M" && find . -type f | while read -r f; do
-       echo "$f $(result_word "$(verityctl digest "$f" 2>&1 | head -1)")"
-     done) | data vctl-digest
+    # one process for every file but the tampered one (it cannot be read); file by file
+    # when that fails, to report each result
+    if (cd "$M" && find . -type f ! -path "./$TAMPER_FILE" -exec verityctl digest {} + > /tmp/vdigest 2>&1); then
+      while read -r line; do
+        echo "${line##* } $(result_word "$line")"
+      done < /tmp/vdigest | data vctl-digest
+    else
+      (cd "$M" && find . -type f ! -path "./$TAMPER_FILE" | while read -r f; do
+         echo "$f $(result_word "$(verityctl digest "$f" 2>&1 | head -1)")"
+       done) | data vctl-digest
+    fi
   else
     echo "absent" | data vctl-digest
   fi
@@ -129,12 +137,107 @@ case_tamper() {
   done
 }
 
+# verityctl measure: through FS_IOC_MEASURE_VERITY only, then through the xattr only
+vctl_measure() { # vctl_measure CASE OPTION
+  if ! command -v verityctl > /dev/null; then
+    echo "absent" | data "$1"
+    return
+  fi
+  if ! (cd "$M" && find . -type f -exec verityctl measure "$2" {} + > "/tmp/$1" 2>&1); then
+    (cd "$M" && find . -type f | while read -r f; do
+       echo "$(verityctl measure "$2" "$f" 2>&1 | head -1 | tr -s ' \t' '__') $f"
+     done) > "/tmp/$1"
+  fi
+  while read -r line; do
+    echo "${line##* } $(result_word "$line")"
+  done < "/tmp/$1" | data "$1"
+}
+case_vctl_measure() { vctl_measure vctl-measure --ioctl-only; }
+case_xattr() { vctl_measure xattr --xattr-only; }
+
+case_manifest_xattr() {
+  vtest getxattr "$M" user.verity.manifest_digest | data manifest-xattr
+}
+
+case_attest() {
+  d=$(vtest getxattr "$M" user.verity.manifest_digest)
+  case $d in
+    "ok "*) d=${d#ok } ;;
+    *) d=$MANIFEST_DIGEST ;;
+  esac
+  if command -v verityctl > /dev/null; then
+    verityctl attest --manifest-digest "$d" --tag share --print > /tmp/attest 2>&1
+    echo "rc=$?" | data attest-rc
+    data attest < /tmp/attest
+  else
+    echo "absent" | data attest-rc
+  fi
+}
+
+# A host that does not verify serves altered bytes on the tag "evil"; the guest verifies
+# with verityctl mount against the manifest from the initramfs (/vt/manifest).
+case_malicious() {
+  E=/evil
+  V=/verified
+  mkdir -p "$E" "$V"
+  if ! mount -t virtiofs evil "$E"; then
+    echo "raw-mount failed" | data malicious
+    return
+  fi
+  {
+    for f in $EVIL_FILES; do echo "raw-sha $f $(sha256sum < "$E/$f" 2>&1 | cut -d' ' -f1)"; done
+    echo "raw-xattr $EVIL_FORGED $(vtest getxattr "$E/$EVIL_FORGED" user.verity.digest | tr ' ' '_')"
+  } > /tmp/mal
+  if ! command -v verityctl > /dev/null; then
+    echo "verified-mount absent" >> /tmp/mal
+    data malicious < /tmp/mal
+    return
+  fi
+  rm -f /tmp/vready
+  verityctl mount --manifest /vt/manifest --manifest-digest "$MANIFEST_DIGEST" \
+    --tree-store "$E/$EVIL_TREES" --ready-file /tmp/vready "$E" "$V" > /tmp/vmount.log 2>&1 &
+  vpid=$!
+  i=0
+  while [ ! -f /tmp/vready ] && [ "$i" -lt 150 ] && kill -0 "$vpid" 2> /dev/null; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  if [ ! -f /tmp/vready ]; then
+    echo "verified-mount failed: $(tail -3 /tmp/vmount.log | tr -s ' \t\n' '___')" >> /tmp/mal
+    kill "$vpid" 2> /dev/null
+    data malicious < /tmp/mal
+    return
+  fi
+  {
+    echo "verified-mount ok"
+    vtest cat "$V/$EVIL_FLIP" $((EVIL_FLIP_BLOCK * 4096)) 4096 direct > /dev/null 2>&1
+    echo "flip-bad $EVIL_FLIP rc=$?"
+    for b in $EVIL_GOOD; do
+      s=$(vtest cat "$V/$EVIL_FLIP" $((b * 4096)) 4096 direct | sha256sum)
+      echo "flip-good $b ${s%% *}"
+    done
+    for f in $EVIL_SWAP; do
+      vtest cat "$V/$f" 0 4096 > /dev/null 2>&1
+      echo "swap $f rc=$?"
+    done
+    for f in $EVIL_INTACT; do echo "intact $f $(sha256sum < "$V/$f" 2>&1 | cut -d' ' -f1)"; done
+    echo "measure $EVIL_FORGED $(result_word "$(verityctl measure "$V/$EVIL_FORGED" 2>&1 | head -1)")"
+    echo "measure-xattr $EVIL_FORGED $(result_word "$(verityctl measure --xattr-only "$V/$EVIL_FORGED" 2>&1 | head -1)")"
+  } >> /tmp/mal
+  data malicious < /tmp/mal
+  umount "$V" 2> /dev/null || umount -l "$V"
+  wait "$vpid"
+  echo "verified-mount-exit rc=$?" | data malicious
+  umount "$E"
+}
+
 # ---- modes ----------------------------------------------------------------------------
 case $MODE in
 test)
   for c in $CASES; do
     case $c in
-      tree | sha256 | mutate | bigread | verityctl | measure | vctl-digest | lsattr | tamper)
+      tree | sha256 | mutate | bigread | verityctl | measure | vctl-digest | vctl-measure | xattr | \
+        lsattr | manifest-xattr | tamper | attest | malicious)
         echo "VTEST-CASE $c start uptime=$(cut -d' ' -f1 /proc/uptime)"
         "case_$(echo "$c" | tr - _)"
         ;;
@@ -155,6 +258,15 @@ demo)
   done
   echo "VDEMO ---- guest: lsattr (V = fs-verity)"
   for f in $DEMO_FILES; do lsattr "$M/$f" 2>&1 | sed 's/^/VDEMO   /'; done
+  echo "VDEMO ---- guest: user.verity.manifest_digest of the share root ($M)"
+  md=$(vtest getxattr "$M" user.verity.manifest_digest)
+  echo "VDEMO   $md"
+  case $md in
+    "ok "*)
+      echo "VDEMO ---- guest: verityctl attest --manifest-digest ${md#ok } --tag $TAG --print"
+      verityctl attest --manifest-digest "${md#ok }" --tag "$TAG" --print 2>&1 | sed 's/^/VDEMO   /'
+      ;;
+  esac
   if [ -n "${DEMO_TAMPER_FILE:-}" ]; then
     echo "VDEMO ---- guest: read the tampered block of $DEMO_TAMPER_FILE"
     out=$(vtest cat "$M/$DEMO_TAMPER_FILE" $((DEMO_TAMPER_BLOCK * 4096)) 4096 direct 2>&1 > /dev/null)

@@ -216,14 +216,17 @@ prepare_initramfs() {
   echo "$stamp" > "$INITRAMFS.stamp"
 }
 
-# make_run_initrd OUT PARAMS_FILE: base initramfs + a per-run layer (guest.sh, params,
-# verityctl with its libraries).  The kernel unpacks concatenated cpio archives in order.
+# make_run_initrd OUT PARAMS_FILE [FILE...]: base initramfs + a per-run layer (guest.sh,
+# params, the FILEs in /vt, verityctl with its libraries).  The kernel unpacks concatenated
+# cpio archives in order.
 make_run_initrd() {
   local out=$1 params=$2 r vctl
+  shift 2
   r=$(mktemp -d "${RUN_DIR:-${TMPDIR:-/tmp}}/layer.XXXXXX")
   mkdir -p "$r/vt"
   cp "$GUEST_DIR/guest.sh" "$r/vt/guest.sh"
   cp "$params" "$r/vt/params"
+  [ $# -gt 0 ] && cp "$@" "$r/vt/"
   vctl=${VERITYCTL_BIN:-$REPO_ROOT/target/release/verityctl}
   if [ -x "$vctl" ]; then
     copy_with_libs "$r" "$vctl" /usr/bin/verityctl
@@ -318,9 +321,11 @@ resolve_daemon() {
   fi
 }
 
-# daemon_start SHARE SOCK LOG -> DAEMON_PID (waits up to 15 s for the socket)
+# daemon_start SHARE SOCK LOG [ARG...] -> DAEMON_PID (waits up to 15 s for the socket)
+# ARGs (e.g. --manifest=...) go to the daemon after the common ones.
 daemon_start() {
   local share=$1 sock=$2 dlog=$3 i extra=()
+  shift 3
   # shellcheck disable=SC2206 # word splitting of the extra arguments is intended
   [ -n "${VERITYFSD_ARGS:-}" ] && extra=($VERITYFSD_ARGS)
   # No sandbox or seccomp unless VERITYFSD_ARGS asks for them (the daemon refuses repeats).
@@ -328,7 +333,7 @@ daemon_start() {
   case " ${VERITYFSD_ARGS:-} " in *" --seccomp"*) ;; *) extra+=(--seccomp=none) ;; esac
   rm -f "$sock"
   RUST_LOG=${RUST_LOG:-info} "$DAEMON_BIN" --socket-path="$sock" --shared-dir="$share" \
-    --cache=auto --readonly "${extra[@]}" \
+    --cache=auto --readonly "${extra[@]}" "$@" \
     < /dev/null > "$dlog" 2>&1 &
   DAEMON_PID=$!
   for i in $(seq 150); do
@@ -418,8 +423,10 @@ choose_accel() {
 }
 
 # boot NAME MODE INITRD SOCK [iommu] -> BOOT_RC, BOOT_WALL; logs in $RUN_DIR/NAME.{serial,qemu}.log
+# BOOT_EXTRA (array, optional): more QEMU arguments, e.g. a second vhost-user-fs device.
 boot() {
   local name=$1 mode=$2 initrd=$3 sock=$4 iommu=${5:-} dev t0 t1 mem
+  [ -n "${BOOT_EXTRA+x}" ] || BOOT_EXTRA=()
   dev="vhost-user-fs-pci,chardev=vfs,tag=share,queue-size=1024"
   [ "$iommu" = iommu ] && dev="$dev,iommu_platform=on"
   mem="memory-backend-memfd,id=mem,size=$GUEST_MEM,share=on"
@@ -431,14 +438,14 @@ boot() {
   BOOT_RC=0
   if [ "$mode" = shell ]; then
     qemu-system-x86_64 "${QEMU_ARGS[@]}" -object "$mem" -numa node,memdev=mem \
-      -chardev socket,id=vfs,path="$sock" -device "$dev" -initrd "$initrd" \
+      -chardev socket,id=vfs,path="$sock" -device "$dev" "${BOOT_EXTRA[@]}" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 quiet vt.mode=$mode ${GUEST_APPEND:-}" "${serial[@]}" ||
       BOOT_RC=$?
   else
     # in the background, so that a signal to this script is handled at once (cleanup_run)
     timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" \
       -object "$mem" -numa node,memdev=mem \
-      -chardev socket,id=vfs,path="$sock" -device "$dev" -initrd "$initrd" \
+      -chardev socket,id=vfs,path="$sock" -device "$dev" "${BOOT_EXTRA[@]}" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 quiet loglevel=1 vt.mode=$mode ${GUEST_APPEND:-}" \
       "${serial[@]}" < /dev/null > "$RUN_DIR/$name.qemu.log" 2>&1 &
     QEMU_PID=$!
@@ -478,10 +485,11 @@ cleanup_run() {
     kill "$QEMU_PID" 2> /dev/null || true
     wait "$QEMU_PID" 2> /dev/null || true
   fi
-  if [ -n "${DAEMON_PID:-}" ]; then
-    kill "$DAEMON_PID" 2> /dev/null || true
-    wait "$DAEMON_PID" 2> /dev/null || true
-  fi
+  local p
+  for p in ${DAEMON_PID:-} ${EXTRA_PIDS:-}; do
+    kill "$p" 2> /dev/null || true
+    wait "$p" 2> /dev/null || true
+  done
   if [ "${VTEST_KEEP:-0}" = 1 ]; then
     echo "run directory kept: $RUN_DIR" >&2
   else

@@ -10,6 +10,7 @@
  *   vtest mutate DIR FILE SUBDIR         try every mutation; one line "OP ERRNO" each
  *   vtest measure FILE                   FS_IOC_MEASURE_VERITY  -> "ok ALG HEX" | "errno N"
  *   vtest flags FILE                     FS_IOC_GETFLAGS        -> "ok 0xFLAGS verity=0|1" | "errno N"
+ *   vtest getxattr PATH NAME             lgetxattr -> "ok VALUE" | "errno N"
  *   vtest gen SEED SIZE                  SIZE deterministic pseudo-random bytes to stdout
  *   vtest seqread FILE [BS]              sequential read; prints bytes, seconds, MB/s
  *   vtest randread FILE SECS DIRECT      4 KiB random preads for SECS seconds; prints IOPS
@@ -28,6 +29,7 @@
 #include <linux/fsverity.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 
@@ -216,6 +218,22 @@ static int flags(const char *path)
     return 0;
 }
 
+static int getxattr_cmd(const char *path, const char *name)
+{
+    char buf[4096];
+    ssize_t n = lgetxattr(path, name, buf, sizeof(buf) - 1);
+    if (n < 0) {
+        printf("errno %d\n", errno);
+        return 1;
+    }
+    buf[n] = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] <= ' ' || buf[i] > '~')
+            buf[i] = '?';
+    printf("ok %s\n", buf);
+    return 0;
+}
+
 static int gen(unsigned long long seed, long long size)
 {
     uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
@@ -308,6 +326,8 @@ int main(int argc, char **argv)
         return measure(argv[2]);
     if (!strcmp(op, "flags") && argc == 3)
         return flags(argv[2]);
+    if (!strcmp(op, "getxattr") && argc == 4)
+        return getxattr_cmd(argv[2], argv[3]);
     if (!strcmp(op, "gen") && argc == 4)
         return gen(strtoull(argv[2], NULL, 0), atoll(argv[3]));
     if (!strcmp(op, "seqread") && (argc == 3 || argc == 4))
@@ -315,7 +335,7 @@ int main(int argc, char **argv)
     if (!strcmp(op, "randread") && argc == 5)
         return randread(argv[2], atof(argv[3]), atoi(argv[4]));
     fprintf(stderr, "usage: vtest tree DIR | cat FILE OFF LEN [direct] | mutate DIR FILE SUBDIR |\n"
-                    "       measure FILE | flags FILE | gen SEED SIZE | seqread FILE [BS] |\n"
+                    "       measure FILE | flags FILE | getxattr PATH NAME | gen SEED SIZE | seqread FILE [BS] |\n"
                     "       randread FILE SECS DIRECT\n");
     return 2;
 }
