@@ -2,32 +2,18 @@
 //! `verityctl digest` against the real `fsverity digest` (Debian package
 //! `fsverity`), and its error messages.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
+
+use common::{fsverity, random_bytes};
 
 fn verityctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_verityctl"))
         .args(args)
         .output()
         .expect("run verityctl")
-}
-
-/// The `fsverity` tool, or `None` with a notice. CI installs it, so there a
-/// missing tool fails the test instead of skipping it.
-fn fsverity() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("fsverity"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have fsverity-utils installed (apt-get install fsverity)"
-        );
-        eprintln!("fsverity not installed: skipping the comparison (apt-get install fsverity)");
-    }
-    found
 }
 
 fn stdout(o: &Output) -> String {
@@ -37,18 +23,6 @@ fn stdout(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> String {

@@ -4,16 +4,19 @@
 //! exactly as a malicious host would serve it. Needs /dev/fuse and root;
 //! skipped with a notice otherwise.
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use verity_manifest::{store_blob, store_relative_path, Entry, EntryKind, Manifest};
-use verity_merkle::{build_from_bytes, FileDigest, MerkleParams};
+use verity_manifest::{Entry, Manifest};
+use verity_merkle::FileDigest;
+
+use common::random_bytes;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const BLOCK: usize = 4096;
@@ -33,78 +36,31 @@ fn can_mount() -> bool {
     root && fuse
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// A minimal sealer (what `verityctl seal` produces): the manifest of the tree
-/// at `root`, each file's tree stored in `store` if given.
+/// Seals the tree at `root` with `verityctl seal` (default parameters); each
+/// file's tree goes to `store` if given. The manifest is written next to `root`.
 fn seal(root: &Path, store: Option<&Path>) -> Manifest {
-    let params = MerkleParams::default();
-    let mut entries = Vec::new();
-    walk(root, b"/".to_vec(), &params, store, &mut entries);
-    Manifest::new(params, entries).expect("valid manifest")
-}
-
-fn walk(
-    path: &Path,
-    mpath: Vec<u8>,
-    params: &MerkleParams,
-    store: Option<&Path>,
-    out: &mut Vec<Entry>,
-) {
-    let m = std::fs::symlink_metadata(path).unwrap();
-    let ft = m.file_type();
-    let kind = if ft.is_dir() {
-        EntryKind::Directory
-    } else if ft.is_file() {
-        let tree = build_from_bytes(params.clone(), &std::fs::read(path).unwrap()).unwrap();
-        if let Some(store) = store {
-            let p = store.join(store_relative_path(&tree.digest()));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, store_blob(&tree)).unwrap();
-        }
-        EntryKind::File {
-            size: m.len(),
-            digest: tree.digest(),
-        }
-    } else if ft.is_symlink() {
-        EntryKind::Symlink {
-            target: std::fs::read_link(path)
-                .unwrap()
-                .as_os_str()
-                .as_bytes()
-                .to_vec(),
-        }
-    } else {
-        panic!("unsupported file type at {}", path.display());
-    };
-    out.push(Entry {
-        path: mpath.clone(),
-        kind,
-        mode: m.mode() & 0o7777,
-        uid: m.uid(),
-        gid: m.gid(),
-    });
-    if ft.is_dir() {
-        for e in std::fs::read_dir(path).unwrap() {
-            let e = e.unwrap();
-            let mut child = mpath.clone();
-            if child != b"/" {
-                child.push(b'/');
-            }
-            child.extend_from_slice(e.file_name().as_bytes());
-            walk(&e.path(), child, params, store, out);
-        }
+    let out = root.with_extension("manifest");
+    let mut cmd = verityctl();
+    cmd.arg("seal")
+        .arg(root)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet");
+    if let Some(store) = store {
+        cmd.arg("--tree-store").arg(store);
     }
+    let o = cmd.output().expect("run verityctl seal");
+    assert!(
+        o.status.success(),
+        "verityctl seal: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let manifest = Manifest::parse(&std::fs::read(&out).unwrap()).expect("valid manifest");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        manifest.digest().to_string()
+    );
+    manifest
 }
 
 fn file_digest(m: &Manifest, path: &str) -> FileDigest {

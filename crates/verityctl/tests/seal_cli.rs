@@ -2,6 +2,8 @@
 //! `verityctl seal`, `verify-manifest` and `manifest-digest` on a tree with
 //! every kind of entry, against `verityctl digest` and `fsverity digest`.
 
+mod common;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -11,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use verity_manifest::{store_relative_path, EntryKind, Manifest};
+
+use common::{fsverity, random_bytes};
 
 /// Every process these tests start is killed after this long.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,35 +59,6 @@ fn run_cmd(program: &OsStr, args: &[&OsStr]) -> Run {
 fn verityctl<S: AsRef<OsStr>>(args: &[S]) -> Run {
     let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
     run_cmd(OsStr::new(env!("CARGO_BIN_EXE_verityctl")), &args)
-}
-
-/// The `fsverity` tool, or `None` with a notice; required under CI.
-fn fsverity() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("fsverity"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have fsverity-utils installed (apt-get install fsverity)"
-        );
-        eprintln!("fsverity not installed: skipping the comparison (apt-get install fsverity)");
-    }
-    found
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn name(raw: &[u8]) -> &OsStr {
