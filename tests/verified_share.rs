@@ -384,12 +384,7 @@ fn tampered_names_types_and_sizes_are_refused() {
         format!("readlink with a changed target: {got:?}"),
     );
     // Listings hide unlisted names.
-    let names: Vec<Vec<u8>> = fs
-        .list_dir("/")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = root_names(&mut fs);
     f.check(
         !names.contains(&b"unlisted".to_vec()),
         "readdir shows an unlisted name",
@@ -452,12 +447,7 @@ fn unlisted_allow_serves_unverified() {
         x == Some(libc::ENODATA),
         format!("digest xattr on an unlisted file: {x:?}"),
     );
-    let names: Vec<Vec<u8>> = fs
-        .list_dir("/")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = root_names(&mut fs);
     f.check(
         names.contains(&b"extra".to_vec()),
         "allow mode hides an unlisted name",
@@ -794,4 +784,13 @@ fn a_share_root_with_other_permissions_fails_the_mount() {
     let errno = init.err().and_then(|e| e.errno());
     assert_eq!(errno, Some(libc::EIO), "INIT on a tampered share root");
     std::fs::set_permissions(sealed.root(), mode).unwrap();
+}
+
+/// The names the share root lists.
+fn root_names(fs: &mut VirtioFsClient) -> Vec<Vec<u8>> {
+    fs.list_dir("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
 }
