@@ -226,11 +226,17 @@ fn check_tree(entries: &[Entry]) -> Result<(), ManifestError> {
         Some(e) if e.path == b"/" && e.kind == EntryKind::Directory => {}
         _ => return Err(ManifestError::MissingRoot),
     }
+    // The parent checked last: most entries share it with the one before.
+    let mut checked: &[u8] = b"/";
     for (i, e) in entries.iter().enumerate().skip(1) {
+        let parent = parent_of(&e.path).unwrap_or_default();
+        if parent == checked {
+            continue;
+        }
         // The parent sorts before its children: search only there.
-        let parent = parent_of(&e.path).and_then(|p| find(&entries[..i], p));
-        if !matches!(parent.map(|j| &entries[j].kind), Some(EntryKind::Directory)) {
-            return Err(ManifestError::MissingParent(escape_bytes(&e.path)));
+        match find(&entries[..i], parent).map(|j| &entries[j].kind) {
+            Some(EntryKind::Directory) => checked = parent,
+            _ => return Err(ManifestError::MissingParent(escape_bytes(&e.path))),
         }
     }
     Ok(())
