@@ -30,7 +30,7 @@ use verity_merkle::{
 
 use crate::hashing::{HashError, LARGE_FILE};
 use crate::source::FileSource;
-use crate::walk::WalkError;
+use crate::walk::{join, WalkError};
 
 /// Bytes each thread reads at a time; most files of a rootfs fit in one read.
 const READ_BYTES: usize = 256 << 10;
@@ -116,16 +116,6 @@ struct Worker {
     /// Entries whose digest is another link's: (index in `entries`, inode).
     linked: Vec<(usize, (u64, u64))>,
     bytes: u64,
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    if dir != b"/" {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 /// `st_size` of a regular file (never negative for one).
