@@ -32,7 +32,7 @@ pub struct SealArgs {
     tree_store: Option<PathBuf>,
     #[command(flatten)]
     params: ParamArgs,
-    /// Hashing threads (default: all cores).
+    /// Threads that list the tree and hash its files (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Descend into directories that are mount points of other filesystems.
