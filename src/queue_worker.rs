@@ -24,7 +24,8 @@ use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{ByteValued, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::request_check::{
-    check_length, check_lookup_name, expects_reply, opcode, route, Route, IN_HEADER_LEN, NAME_MAX,
+    check_batch_forget, check_length, check_lookup_name, expects_reply, opcode, route, Route,
+    IN_HEADER_LEN, NAME_MAX,
 };
 use crate::warn_ratelimited;
 use crate::worker_pool::WorkerPool;
@@ -183,6 +184,7 @@ where
         if route(op) == Route::Serve
             && check_length(&header, reader.available_bytes()).is_ok()
             && session.initialized.load(Ordering::Acquire)
+            && batch_forget_fits(&header, &reader)
         {
             limit_reader(&mut reader, header.len);
             if let Err(e) = session
@@ -263,6 +265,26 @@ fn precheck<F: FileSystem + Sync>(
         check_lookup_name(&body, body_len)?;
     }
     Ok(())
+}
+
+/// For BATCH_FORGET, whether the body holds the entries its count announces (other opcodes:
+/// true). A request that does not is dropped unanswered, as every forget is.
+fn batch_forget_fits(header: &InHeader, reader: &Reader<'_, ()>) -> bool {
+    if header.opcode != opcode::BATCH_FORGET {
+        return true;
+    }
+    let mut r = reader.clone();
+    let count = r.read_obj::<InHeader>().and_then(|_| r.read_obj::<u32>());
+    let body_len = usize::try_from(header.len)
+        .unwrap_or(0)
+        .saturating_sub(IN_HEADER_LEN);
+    match count.map(|c| check_batch_forget(c, body_len)) {
+        Ok(Ok(())) => true,
+        _ => {
+            warn_ratelimited!("dropping a BATCH_FORGET whose count does not match its length");
+            false
+        }
+    }
 }
 
 /// Cuts `reader` to the `len` bytes announced in the header (already checked to be there),
