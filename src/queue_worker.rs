@@ -24,8 +24,8 @@ use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{ByteValued, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::request_check::{
-    check_batch_forget, check_length, check_lookup_name, expects_reply, opcode, route, Route,
-    IN_HEADER_LEN, NAME_MAX,
+    check_batch_forget, check_init_version, check_length, check_lookup_name, expects_reply, opcode,
+    route, Route, FUSE_MAJOR, IN_HEADER_LEN, NAME_MAX,
 };
 use crate::warn_ratelimited;
 use crate::worker_pool::WorkerPool;
@@ -207,6 +207,10 @@ where
         );
         return reply_status(&mut writer, header.unique, errno);
     }
+    // Only an INIT in our major version starts a session (to a newer major the server answers
+    // with its own, and the guest retries).
+    let starts_session =
+        op == opcode::INIT && init_version(&reader).is_some_and(|(major, _)| major == FUSE_MAJOR);
     limit_reader(&mut reader, header.len);
     match session
         .server
@@ -215,7 +219,7 @@ where
         Ok(n) => {
             match op {
                 // A successful INIT reply carries fuse_init_out; an error reply is bare.
-                opcode::INIT if n > OUT_HEADER_LEN => {
+                opcode::INIT if n > OUT_HEADER_LEN && starts_session => {
                     session.initialized.store(true, Ordering::Release)
                 }
                 opcode::DESTROY => {
@@ -254,6 +258,12 @@ fn precheck<F: FileSystem + Sync>(
     if header.opcode != opcode::INIT && !session.initialized.load(Ordering::Acquire) {
         return Err(libc::EIO);
     }
+    if header.opcode == opcode::INIT {
+        // A body too short for the version is left to the server (it answers EIO).
+        if let Some((major, minor)) = init_version(reader) {
+            check_init_version(major, minor)?;
+        }
+    }
     if header.opcode == opcode::LOOKUP {
         let body_len = len - IN_HEADER_LEN;
         let mut body = Vec::with_capacity(NAME_MAX + 2);
@@ -265,6 +275,15 @@ fn precheck<F: FileSystem + Sync>(
         check_lookup_name(&body, body_len)?;
     }
     Ok(())
+}
+
+/// The (major, minor) version of an INIT request, if the body holds them.
+fn init_version(reader: &Reader<'_, ()>) -> Option<(u32, u32)> {
+    let mut r = reader.clone();
+    r.read_obj::<InHeader>().ok()?;
+    let major = r.read_obj::<u32>().ok()?;
+    let minor = r.read_obj::<u32>().ok()?;
+    Some((major, minor))
 }
 
 /// For BATCH_FORGET, whether the body holds the entries its count announces (other opcodes:
@@ -515,6 +534,29 @@ mod tests {
     fn serve_whole(s: &Setup, req: &[u8]) -> (u32, i32) {
         let len = serve(s, req, REQ_ADDR, u32::try_from(req.len()).unwrap());
         (len, -reply_header(s).error)
+    }
+
+    #[test]
+    fn only_a_supported_init_starts_a_session() {
+        let s = setup();
+        let getattr = request(3, &[0u8; 16]);
+        for (major, minor, errno) in [(7, 30, libc::EPROTO), (6, 31, libc::EPROTO), (8, 0, 0)] {
+            let init = InitIn {
+                major,
+                minor,
+                max_readahead: 0x2_0000,
+                flags: 0,
+            };
+            let (_, got) = serve_whole(&s, &request(FUSE_INIT, init.as_slice()));
+            assert_eq!(got, errno, "INIT {major}.{minor}");
+            assert_eq!(
+                serve_whole(&s, &getattr),
+                (16, libc::EIO),
+                "{major}.{minor}"
+            );
+        }
+        init(&s);
+        assert_eq!(serve_whole(&s, &getattr).1, 0);
     }
 
     #[test]

@@ -91,6 +91,22 @@ pub fn check_length(header: &InHeader, readable: usize) -> Result<usize, i32> {
     Ok(len)
 }
 
+/// The FUSE major version spoken.
+pub const FUSE_MAJOR: u32 = 7;
+/// Oldest FUSE minor version accepted: virtio-fs entered Linux (5.4) with 7.31, so no
+/// virtio-fs guest sends less; older minors would need compatibility reply formats.
+pub const MIN_MINOR: u32 = 31;
+
+/// Checks the version of an INIT request. A major above ours is left to the server, which
+/// answers with its own major so that the guest retries (and starts no session); an older
+/// major or minor is `EPROTO`.
+pub fn check_init_version(major: u32, minor: u32) -> Result<(), i32> {
+    if major < FUSE_MAJOR || (major == FUSE_MAJOR && minor < MIN_MINOR) {
+        return Err(libc::EPROTO);
+    }
+    Ok(())
+}
+
 /// Size of `struct fuse_batch_forget_in` and of one `struct fuse_forget_one`.
 const BATCH_FORGET_IN_LEN: usize = 8;
 const FORGET_ONE_LEN: usize = 16;
@@ -170,6 +186,17 @@ mod tests {
         assert_eq!(check_length(&header(57), 56), Err(libc::EINVAL));
         assert_eq!(check_length(&header(2 << 20), 4 << 20), Err(libc::ENOMEM));
         assert_eq!(check_length(&header(u32::MAX), 56), Err(libc::ENOMEM));
+    }
+
+    #[test]
+    fn init_versions() {
+        assert_eq!(check_init_version(7, 31), Ok(()));
+        assert_eq!(check_init_version(7, 45), Ok(()));
+        assert_eq!(check_init_version(8, 0), Ok(()));
+        assert_eq!(check_init_version(7, 30), Err(libc::EPROTO));
+        assert_eq!(check_init_version(7, 0), Err(libc::EPROTO));
+        assert_eq!(check_init_version(6, 99), Err(libc::EPROTO));
+        assert_eq!(check_init_version(0, 0), Err(libc::EPROTO));
     }
 
     #[test]
