@@ -1,17 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-//! Resource exhaustion by a hostile guest (security test list, cases 19 and 37-38): open and
+//! Resource exhaustion by a hostile guest (security test list, cases 19 and 37-39): open and
 //! lookup floods against a daemon with a small `--rlimit-nofile` hit the guest's budgets
 //! (`EMFILE`, `ENFILE`) while the daemon keeps serving, and freeing references frees budget;
-//! a large directory streams with bounded daemon memory.
+//! a full 32,768-entry queue is answered; a large directory streams with bounded memory.
 
 mod common;
 
+use std::mem::size_of;
 use std::path::Path;
+use std::time::Duration;
 
 use common::{daemon_binary, errno_of, Failures};
 use verity_fs::FsLimits;
 use verity_merkle::MerkleParams;
-use vhost_user_harness::{DaemonProcess, VirtioFsClient, ROOT_ID};
+use vhost_user_harness::abi::AttrOut;
+use vhost_user_harness::fuse_wire::{encode_request, OUT_HEADER_SIZE};
+use vhost_user_harness::virtqueue::{
+    write_indirect_table, RawDescriptor, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
+};
+use vhost_user_harness::{
+    DaemonProcess, HarnessConfig, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID,
+};
 
 /// The open-file limit the flood tests run the daemon with.
 const NOFILE: u64 = 200;
@@ -290,6 +299,72 @@ fn case37_open_flood_on_a_verified_share_keeps_the_tree_store_reserve() {
         fs.release(node, fh).unwrap();
     }
     f.assert_none();
+}
+
+/// Case 39: a full queue of 32,768 requests published at once and served by a small worker
+/// pool: every one is answered with a whole GETATTR reply, and the daemon's memory stays
+/// bounded. (All chains share one indirect table, request and reply buffer, so that the
+/// harness needs no per-request allocation.)
+#[test]
+fn case39_a_full_queue_of_32768_requests_is_answered() {
+    const QUEUE: u16 = 32_768;
+    let (_dir, daemon) = serve(4, &["--thread-pool-size=2"]);
+    let mut config = HarnessConfig::default();
+    config.frontend.queue_size = QUEUE;
+    let mut fs = VirtioFsClient::connect_with(daemon.socket_path(), &config).unwrap();
+    fs.init().unwrap();
+    let node = fs.lookup_path("many/f00001").unwrap().nodeid;
+    let before = rss_kib(daemon.pid());
+    let unique = fs.next_unique();
+    let request = encode_request(Opcode::Getattr as u32, unique, node, &[0; 16]);
+    let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+    let req = mem.alloc(request.len() as u64, 8).unwrap();
+    mem.write(req, &request).unwrap();
+    let reply = mem.alloc(256, 8).unwrap();
+    let table = mem.alloc(32, 16).unwrap();
+    let entries = [
+        RawDescriptor {
+            addr: req.0,
+            len: request.len() as u32,
+            flags: DESC_F_NEXT,
+            next: 1,
+        },
+        RawDescriptor {
+            addr: reply.0,
+            len: 256,
+            flags: DESC_F_WRITE,
+            next: 0,
+        },
+    ];
+    write_indirect_table(mem, table, &entries).unwrap();
+    for d in q.take_descriptors(usize::from(QUEUE)).unwrap() {
+        let desc = RawDescriptor {
+            addr: table.0,
+            len: 32,
+            flags: DESC_F_INDIRECT,
+            next: 0,
+        };
+        q.write_descriptor(mem, d, desc).unwrap();
+        q.publish_raw(mem, d, vec![d], Vec::new()).unwrap();
+    }
+    q.kick().unwrap();
+    let whole = (OUT_HEADER_SIZE + size_of::<AttrOut>()) as u32;
+    for i in 0..QUEUE {
+        let used = fs
+            .harness_mut()
+            .wait_used_raw(REQUEST_QUEUE, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("request {i} of {QUEUE} not answered: {e}"));
+        assert_eq!(used.len, whole, "request {i}: used {used:?}");
+    }
+    let header = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
+    let header = header.read(reply, 16).unwrap();
+    assert_eq!(header[8..16], unique.to_le_bytes());
+    let after = rss_kib(daemon.pid());
+    assert!(
+        after < before + 64 * 1024,
+        "daemon RSS grew from {before} KiB to {after} KiB for one full queue"
+    );
+    assert_eq!(fs.read_file("many/f00001").unwrap(), b"1\n");
 }
 
 /// Streams `path` with READDIR or READDIRPLUS pages; returns the number of names.
