@@ -73,19 +73,19 @@ fn nofile_arg() -> String {
     format!("--rlimit-nofile={NOFILE}")
 }
 
-/// Case 37: opens without RELEASE stop at the handle budget with EMFILE; the daemon still
-/// answers GETATTR, LOOKUP and READ on the handles it gave out, and a RELEASE frees a slot.
-#[test]
-fn case37_open_flood_is_emfile_and_the_daemon_keeps_serving() {
-    let budget = FsLimits::from_nofile(NOFILE, 0).max_handles;
-    let (_dir, daemon) = serve(4, &[&nofile_arg()]);
-    let mut fs = VirtioFsClient::connect_and_init(daemon.socket_path()).unwrap();
-    let mut f = Failures::default();
-    let file = fs.lookup_path("many/f00000").unwrap().nodeid;
+/// Opens `node` until the daemon refuses, with `held` handles already open; checks that the
+/// refusal is EMFILE exactly at `budget` handles, and returns the new handles.
+fn open_flood(
+    fs: &mut VirtioFsClient,
+    f: &mut Failures,
+    node: u64,
+    held: usize,
+    budget: usize,
+) -> Vec<u64> {
     let mut handles = Vec::new();
     let refused = loop {
-        match fs.open(file, libc::O_RDONLY) {
-            Ok(o) if handles.len() < FLOOD => handles.push(o.fh),
+        match fs.open(node, libc::O_RDONLY) {
+            Ok(o) if held + handles.len() < FLOOD => handles.push(o.fh),
             Ok(_) => break None,
             Err(e) => break e.errno(),
         }
@@ -95,9 +95,25 @@ fn case37_open_flood_is_emfile_and_the_daemon_keeps_serving() {
         format!("open flood ended with {refused:?}, want EMFILE"),
     );
     f.check(
-        handles.len() == budget,
-        format!("{} opens succeeded, the budget is {budget}", handles.len()),
+        held + handles.len() == budget,
+        format!(
+            "{} handles were open at the refusal, the budget is {budget}",
+            held + handles.len()
+        ),
     );
+    handles
+}
+
+/// Case 37: opens without RELEASE stop at the handle budget with EMFILE; the daemon still
+/// answers GETATTR, LOOKUP and READ on the handles it gave out, and a RELEASE frees a slot.
+#[test]
+fn case37_open_flood_is_emfile_and_the_daemon_keeps_serving() {
+    let budget = FsLimits::from_nofile(NOFILE, 0).max_handles;
+    let (_dir, daemon) = serve(4, &[&nofile_arg()]);
+    let mut fs = VirtioFsClient::connect_and_init(daemon.socket_path()).unwrap();
+    let mut f = Failures::default();
+    let file = fs.lookup_path("many/f00000").unwrap().nodeid;
+    let mut handles = open_flood(&mut fs, &mut f, file, 0, budget);
     // Directories count against the same budget.
     let dir = fs.opendir(ROOT_ID).map(|o| o.fh);
     f.check(
@@ -266,21 +282,8 @@ fn case37_open_flood_on_a_verified_share_keeps_the_tree_store_reserve() {
         handles.push((node, fh));
     }
     let (node, _) = handles[0];
-    let refused = loop {
-        match fs.open(node, libc::O_RDONLY) {
-            Ok(o) if handles.len() < FLOOD => handles.push((node, o.fh)),
-            Ok(_) => break None,
-            Err(e) => break e.errno(),
-        }
-    };
-    f.check(
-        refused == Some(libc::EMFILE),
-        format!("open flood ended with {refused:?}, want EMFILE"),
-    );
-    f.check(
-        handles.len() == budget,
-        format!("{} opens succeeded, the budget is {budget}", handles.len()),
-    );
+    let flood = open_flood(&mut fs, &mut f, node, handles.len(), budget);
+    handles.extend(flood.into_iter().map(|fh| (node, fh)));
     f.check(
         open_fds(daemon.pid()) < NOFILE as usize,
         format!(
