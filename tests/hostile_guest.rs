@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Hostile-guest cases of the security test list (docs/testing.md, "Security tests") that
 //! the other harness tests do not already cover, grouped like the list: virtqueue and
-//! descriptor abuse, FUSE framing, names and paths, privilege. Each test is named after its
+//! descriptor abuse, FUSE framing, names and paths, privilege. Cases 29, 31 and the device
+//! nodes of 30 need root (they mount or mknod); otherwise they print a notice and pass. Each test is named after its
 //! case number and asserts the expected result; every one also checks that the daemon still
 //! serves afterwards. Resource exhaustion is in `tests/resource_limits.rs`.
 
@@ -14,11 +15,14 @@ use std::time::{Duration, Instant};
 
 use common::{check_still_serving, errno_of, mkfifo, Failures, Share, STILL_SERVING_TIMEOUT};
 
+use verity_merkle::MerkleParams;
 use vhost_user_harness::abi::{GetxattrIn, InitIn, ReadIn, SetattrIn};
 use vhost_user_harness::fuse_wire::{encode_request, push_name};
 use vhost_user_harness::virtqueue::{write_indirect_table, RawDescriptor, Segment};
 use vhost_user_harness::virtqueue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use vhost_user_harness::{GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID};
+use vhost_user_harness::{
+    DaemonProcess, GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID,
+};
 use vm_memory::ByteValued;
 
 /// How long to wait for a used entry a hostile chain may never get.
@@ -789,6 +793,72 @@ fn case30_special_files_are_never_opened() {
         );
     }
     check_still_serving(&mut f, &mut fs, &share, "special files");
+    f.assert_none();
+}
+
+/// Case 31 (bind mount): a verified share; after the daemon started, another directory is
+/// bind-mounted over a listed one. Nothing of the mounted directory reaches the guest: its
+/// names are not in the manifest (ENOENT), the listed names it hides are gone (ENOENT), and
+/// the mounted directory itself is accepted only if it matches the manifest entry (else
+/// EIO). Needs root to mount; otherwise a notice and a pass.
+#[test]
+fn case31_a_bind_mount_added_after_start_is_not_served() {
+    if !is_root() {
+        eprintln!("case31: not root, cannot bind-mount; skipped");
+        return;
+    }
+    let outer = tempfile::tempdir().unwrap();
+    let root = outer.path().join("share");
+    std::fs::create_dir_all(root.join("dir")).unwrap();
+    std::fs::write(root.join("dir/listed"), b"sealed\n").unwrap();
+    let manifest = common::seal::seal(&root, &MerkleParams::default(), None);
+    std::fs::write(outer.path().join("manifest"), manifest.to_bytes()).unwrap();
+    let evil = outer.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("planted"), b"not sealed\n").unwrap();
+    std::fs::write(evil.join("listed"), b"not what was sealed\n").unwrap();
+    let daemon = DaemonProcess::spawn(
+        common::daemon_binary(),
+        [
+            format!("--shared-dir={}", root.display()),
+            format!("--manifest={}", outer.path().join("manifest").display()),
+            "--sandbox=none".into(),
+            "--seccomp=none".into(),
+        ],
+    )
+    .unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&evil)
+        .arg(root.join("dir"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("case31: cannot bind-mount here; skipped");
+        return;
+    }
+    let _guard = Unmount(root.join("dir"));
+    let mut fs = VirtioFsClient::connect_and_init(daemon.socket_path()).unwrap();
+    let mut f = Failures::default();
+    match fs.lookup(ROOT_ID, "dir") {
+        Err(e) => f.check(
+            e.errno() == Some(libc::EIO),
+            format!("LOOKUP dir under the bind mount gave {e}, want success or EIO"),
+        ),
+        Ok(dir) => {
+            let planted = fs.lookup(dir.nodeid, "planted").map(|e| e.nodeid);
+            f.check(
+                errno_of(&planted) == Some(libc::ENOENT),
+                format!("LOOKUP of the planted name gave {planted:?}, want ENOENT"),
+            );
+            let got = fs.read_file("dir/listed");
+            f.check(
+                matches!(got.as_ref().err().and_then(|e| e.errno()), Some(libc::EIO)),
+                format!("the shadowing dir/listed gave {got:?}, want EIO"),
+            );
+        }
+    }
+    drop(fs);
     f.assert_none();
 }
 
