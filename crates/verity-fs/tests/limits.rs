@@ -247,3 +247,40 @@ fn sizes_above_the_caps_are_refused() {
         .unwrap();
     f.fs.releasedir(&f.ctx, ROOT_ID, 0, dir).unwrap();
 }
+
+/// Listing a directory again and again pins nothing: once the guest forgets what the
+/// listings and its LOOKUP gave it, the directory's slot and descriptor are gone.
+#[test]
+fn repeated_readdirplus_pins_nothing() {
+    let f = fixture(FsLimits {
+        max_inodes: 3,
+        max_handles: 10,
+    });
+    let sub =
+        f.fs.lookup(&f.ctx, ROOT_ID, &CString::new("sub").unwrap())
+            .unwrap()
+            .inode;
+    fs::write(f._dir.path().join("sub/inner"), b"x").unwrap();
+    let dir = f.fs.opendir(&f.ctx, sub, 0).unwrap().0.unwrap();
+    for _ in 0..3 {
+        let mut delivered = Vec::new();
+        f.fs.readdirplus(&f.ctx, sub, dir, 65_536, 0, &mut |_: DirEntry, e: Entry| {
+            delivered.push(e.inode);
+            Ok(1)
+        })
+        .unwrap();
+        assert!(!delivered.is_empty());
+        for ino in delivered.into_iter().filter(|&i| i != 0) {
+            f.fs.forget(&f.ctx, ino, 1);
+        }
+    }
+    f.fs.releasedir(&f.ctx, sub, 0, dir).unwrap();
+    assert_eq!(f.fs.live_inodes(), 1);
+    f.fs.forget(&f.ctx, sub, 1);
+    assert_eq!(f.fs.live_inodes(), 0);
+    assert_eq!(
+        errno(f.fs.getattr(&f.ctx, sub, None)),
+        Some(libc::EBADF),
+        "the inner filesystem still holds `sub`"
+    );
+}
