@@ -16,6 +16,7 @@ use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::config::{DaemonConfig, ListenConfig, RlimitNofile, VerityConfig};
 use crate::error::Error;
+use crate::insecure;
 use crate::privileges;
 use crate::queue_worker::QueueWorker;
 use crate::sandbox;
@@ -137,6 +138,9 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
     // Block termination signals before any thread exists, so all threads inherit the mask
     // and only the signal thread receives them.
     let signals = TerminationSignals::block().map_err(Error::Signals)?;
+    for w in insecure::warnings(&cfg) {
+        log::warn!("{w}");
+    }
     apply_rlimit(cfg.rlimit_nofile)?;
     let limits = guest_limits(cfg.thread_pool_size, cfg.verity.as_ref())?;
 
