@@ -254,18 +254,14 @@ fn small_file_matrix(params: MerkleParams) {
             attr_size.as_ref().ok() == Some(&size),
             format!("bs {bs} {name}: size {attr_size:?}, sealed {size}"),
         );
-        for (off, len) in eof_reads(size, bs) {
-            let got = read_at(&mut fs, node, fh, off, len);
-            let want = &data[off.min(size) as usize..(off + u64::from(len)).min(size) as usize];
-            f.check(
-                got.as_deref() == Ok(want),
-                format!(
-                    "bs {bs} {name}: read {off}+{len} gave {:?} bytes, sealed {}",
-                    got.map(|v| v.len()),
-                    want.len()
-                ),
-            );
-        }
+        check_eof_reads(
+            &mut f,
+            &mut fs,
+            (node, fh),
+            data,
+            bs,
+            &format!("bs {bs} {name}"),
+        );
         let blocks = size.div_ceil(bs);
         for bad in 0..blocks {
             let block_len = (size - bad * bs).min(bs);
@@ -300,11 +296,20 @@ fn small_file_matrix(params: MerkleParams) {
     f.assert_none();
 }
 
-/// Reads around EOF: ending exactly at it, crossing it by 1 byte and by
-/// blocks, starting at and past it.
-fn eof_reads(size: u64, bs: u64) -> Vec<(u64, u32)> {
+/// Reads around EOF of the open file `(node, fh)` with sealed content `data`
+/// (ending exactly at EOF, crossing it by 1 byte and by blocks, starting at
+/// and past it) each return exactly the sealed bytes up to EOF.
+fn check_eof_reads(
+    f: &mut Failures,
+    fs: &mut VirtioFsClient,
+    (node, fh): (u64, u64),
+    data: &[u8],
+    bs: u64,
+    what: &str,
+) {
+    let size = data.len() as u64;
     let bs32 = bs as u32;
-    vec![
+    let reads = [
         (size - 1, 1),
         (size - 1, 2),
         (size - 1, bs32),
@@ -318,7 +323,19 @@ fn eof_reads(size: u64, bs: u64) -> Vec<(u64, u32)> {
         (size, bs32),
         (size + 1, bs32),
         ((size / bs + 1) * bs, bs32),
-    ]
+    ];
+    for (off, len) in reads {
+        let got = read_at(fs, node, fh, off, len);
+        let want = &data[off.min(size) as usize..(off + u64::from(len)).min(size) as usize];
+        f.check(
+            got.as_deref() == Ok(want),
+            format!(
+                "{what}: read {off}+{len} gave {:?} bytes, sealed {}",
+                got.map(|v| v.len()),
+                want.len()
+            ),
+        );
+    }
 }
 
 #[test]
@@ -373,18 +390,7 @@ fn bytes_appended_after_sealing_are_never_served() {
             .unwrap();
         std::os::unix::fs::FileExt::write_all_at(&file, &extra, size).unwrap();
     }
-    for (off, len) in eof_reads(size, bs) {
-        let got = read_at(&mut fs, node, fh, off, len);
-        let want = &data[off.min(size) as usize..(off + u64::from(len)).min(size) as usize];
-        f.check(
-            got.as_deref() == Ok(want),
-            format!(
-                "read {off}+{len} after the append: {:?} bytes, sealed {}",
-                got.map(|v| v.len()),
-                want.len()
-            ),
-        );
-    }
+    check_eof_reads(&mut f, &mut fs, (node, fh), &data, bs, "after the append");
     let got = errno_of(&fs.lookup(ROOT_ID, "g"));
     f.check(
         got == Some(libc::EIO),
