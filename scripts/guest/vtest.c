@@ -385,6 +385,31 @@ struct walk_state {
     char *buf;
 };
 
+static int walk_dir(const char *path, struct walk_state *w);
+
+/* One entry: lstat, then into a directory, or read a regular file (readall). */
+static int visit(const char *p, struct walk_state *w)
+{
+    struct stat st;
+    if (lstat(p, &st) != 0)
+        return fail("lstat", p);
+    w->entries++;
+    if (S_ISDIR(st.st_mode))
+        return walk_dir(p, w);
+    if (!S_ISREG(st.st_mode) || !w->read_files)
+        return 0;
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+        return fail("open", p);
+    ssize_t got;
+    while ((got = read(fd, w->buf, 1 << 20)) > 0)
+        w->bytes += (unsigned long long)got;
+    int rc = got < 0 ? fail("read", p) : 0;
+    close(fd);
+    w->files++;
+    return rc;
+}
+
 /* Sorted recursive walk below PATH; stops early once MAX files were read. */
 static int walk_dir(const char *path, struct walk_state *w)
 {
@@ -396,30 +421,9 @@ static int walk_dir(const char *path, struct walk_state *w)
     for (int i = 0; i < n; i++) {
         const char *nm = names[i]->d_name;
         char p[4096];
-        struct stat st;
         if (strcmp(nm, ".") && strcmp(nm, "..") && !rc && !(w->read_files && w->files >= w->max)) {
             snprintf(p, sizeof p, "%s/%s", path, nm);
-            if (lstat(p, &st) != 0)
-                rc = fail("lstat", p);
-            else {
-                w->entries++;
-                if (S_ISDIR(st.st_mode))
-                    rc = walk_dir(p, w);
-                else if (S_ISREG(st.st_mode) && w->read_files) {
-                    int fd = open(p, O_RDONLY);
-                    if (fd < 0)
-                        rc = fail("open", p);
-                    else {
-                        ssize_t got;
-                        while ((got = read(fd, w->buf, 1 << 20)) > 0)
-                            w->bytes += (unsigned long long)got;
-                        if (got < 0)
-                            rc = fail("read", p);
-                        close(fd);
-                        w->files++;
-                    }
-                }
-            }
+            rc = visit(p, w);
         }
         free(names[i]);
     }
@@ -465,18 +469,11 @@ static int pair_tree(const char *d1, const char *d2, int read_files, unsigned lo
                 int side = unit % 2 ? 1 - k : k;
                 struct walk_state *ws = &w[side];
                 char p[4096];
-                struct stat st;
                 if (read_files && ws->files >= ws->max)
                     continue;
                 snprintf(p, sizeof p, "%s/%s", dirs[side], nm);
                 double t0 = now();
-                if (lstat(p, &st) != 0)
-                    rc = fail("lstat", p);
-                else {
-                    ws->entries++;
-                    if (S_ISDIR(st.st_mode))
-                        rc = walk_dir(p, ws);
-                }
+                rc = visit(p, ws);
                 t[side] += now() - t0;
             }
             unit++;
