@@ -39,6 +39,12 @@ type MemSnapshot = Arc<GuestMemoryMmap<()>>;
 /// A descriptor chain tied to a memory snapshot.
 type Chain = DescriptorChain<MemSnapshot>;
 
+thread_local! {
+    /// Chains popped from a queue and not yet served, per vring thread (reused, never shrunk
+    /// below the largest batch seen: at most the queue size).
+    static PENDING: std::cell::RefCell<Vec<Chain>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Size of `struct fuse_out_header`.
 const OUT_HEADER_LEN: usize = std::mem::size_of::<OutHeader>();
 
@@ -85,26 +91,43 @@ impl<F: FileSystem + Send + Sync + 'static> QueueWorker<F> {
     /// Pops every available chain of `vring` and serves it.
     pub fn process_queue(&self, vring: &Vring, mem: &GuestMem, queue_index: usize) {
         let snapshot: MemSnapshot = mem.memory().into_inner();
-        let chains: Vec<Chain> = {
-            let mut state = vring.get_mut();
-            match state.get_queue_mut().iter(Arc::clone(&snapshot)) {
-                Ok(iter) => iter.collect(),
-                Err(e) => {
-                    warn_ratelimited!("queue {queue_index}: cannot read the available ring: {e}");
-                    return;
+        // The chains are popped under the vring lock and served after it is released (serving
+        // completes chains, which takes the lock again), through a buffer each vring thread
+        // keeps, so that no kick allocates.
+        PENDING.with_borrow_mut(|chains| {
+            {
+                let mut state = vring.get_mut();
+                match state.get_queue_mut().iter(Arc::clone(&snapshot)) {
+                    Ok(iter) => chains.extend(iter),
+                    Err(e) => {
+                        warn_ratelimited!(
+                            "queue {queue_index}: cannot read the available ring: {e}"
+                        );
+                        return;
+                    }
                 }
             }
-        };
+            self.serve_chains(chains.drain(..), vring, &snapshot, queue_index);
+        });
+    }
+
+    fn serve_chains(
+        &self,
+        chains: impl Iterator<Item = Chain>,
+        vring: &Vring,
+        snapshot: &MemSnapshot,
+        queue_index: usize,
+    ) {
         for chain in chains {
             match &self.pool {
                 None => {
-                    let (head, len) = serve_chain(&self.session, &snapshot, chain);
+                    let (head, len) = serve_chain(&self.session, snapshot, chain);
                     complete(vring, head, len, queue_index);
                 }
                 Some(pool) => {
                     let session = Arc::clone(&self.session);
                     let vring = vring.clone();
-                    let snapshot = Arc::clone(&snapshot);
+                    let snapshot = Arc::clone(snapshot);
                     pool.execute(Box::new(move || {
                         let (head, len) = serve_chain(&session, &snapshot, chain);
                         complete(&vring, head, len, queue_index);
