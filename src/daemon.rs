@@ -1,20 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Process lifetime: build the filesystem and backend, serve one frontend, clean up.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
 use fuse_backend_rs::api::server::Server;
-use verity_fs::{FsConfig, UnlistedPolicy, VerifyMode, Verity, VerityFs};
-use verity_manifest::Manifest;
+use verity_fs::{FsConfig, FsLimits, UnlistedPolicy, VerifyMode, Verity, VerityFs};
+use verity_manifest::{EntryKind, Manifest};
 use vhost::vhost_user::Error as VhostUserError;
 use vhost_user_backend::{Error as DaemonError, VhostUserDaemon};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
-use crate::config::{DaemonConfig, ListenConfig, RlimitNofile};
+use crate::config::{DaemonConfig, ListenConfig, RlimitNofile, VerityConfig};
 use crate::error::Error;
+use crate::insecure;
 use crate::privileges;
 use crate::queue_worker::QueueWorker;
 use crate::sandbox;
@@ -63,6 +65,46 @@ fn apply_rlimit(setting: RlimitNofile) -> Result<(), Error> {
     }
 }
 
+/// Descriptors the tree store may hold at once: one per distinct file content of the
+/// manifest (a stored tree stays open while its verifier is kept).
+fn tree_store_fds(verity: Option<&VerityConfig>) -> u64 {
+    let Some(v) = verity.filter(|v| v.options.tree_store.is_some()) else {
+        return 0;
+    };
+    let digests: HashSet<_> = v
+        .manifest
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { digest, .. } => Some(*digest),
+            _ => None,
+        })
+        .collect();
+    u64::try_from(digests.len()).unwrap_or(u64::MAX)
+}
+
+/// The guest's inode and open-file budgets under the open-file limit now in force, after the
+/// daemon's reserve and the tree store's descriptors.
+fn guest_limits(workers: usize, verity: Option<&VerityConfig>) -> Result<FsLimits, Error> {
+    let (soft, _) = sys::nofile_limit().map_err(Error::GetRlimit)?;
+    let store = tree_store_fds(verity);
+    let reserve = FsLimits::reserve(workers).saturating_add(store);
+    let limits = FsLimits::from_nofile(soft.saturating_sub(store), workers);
+    if soft <= reserve {
+        log::warn!(
+            "open-file limit {soft} leaves nothing for the guest after the daemon's reserve of \
+             {reserve}; raise --rlimit-nofile"
+        );
+    }
+    log::info!(
+        "open-file limit {soft} ({reserve} kept for the daemon): the guest may hold {} inodes \
+         and {} open files",
+        limits.max_inodes,
+        limits.max_handles
+    );
+    Ok(limits)
+}
+
 /// Removes `paths` and exits when a termination signal arrives.
 fn spawn_signal_thread(signals: TerminationSignals, paths: Vec<PathBuf>) -> Result<(), Error> {
     thread::Builder::new()
@@ -96,7 +138,11 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
     // Block termination signals before any thread exists, so all threads inherit the mask
     // and only the signal thread receives them.
     let signals = TerminationSignals::block().map_err(Error::Signals)?;
+    for w in insecure::warnings(&cfg) {
+        log::warn!("{w}");
+    }
     apply_rlimit(cfg.rlimit_nofile)?;
+    let limits = guest_limits(cfg.thread_pool_size, cfg.verity.as_ref())?;
 
     // The socket is bound (or adopted) outside the sandbox; the serving process then gets the
     // filesystem, drops privileges and installs seccomp before any thread starts.
@@ -132,11 +178,11 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
             // a manifest of maybe millions of entries.
             let manifest = Arc::try_unwrap(v.manifest).unwrap_or_else(|m| Manifest::clone(&m));
             let verity = Verity::new(manifest, v.options);
-            VerityFs::verified(inner, cfg.fs.cache.readdirplus(), verity)
+            VerityFs::verified(inner, cfg.fs.cache.readdirplus(), verity).with_limits(limits)
         }
         None => {
             log::info!("no --manifest: serving the share read-only WITHOUT verification");
-            VerityFs::new(inner, cfg.fs.cache.readdirplus())
+            VerityFs::new(inner, cfg.fs.cache.readdirplus()).with_limits(limits)
         }
     };
     let server = Arc::new(Server::new(fs));

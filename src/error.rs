@@ -37,6 +37,9 @@ pub enum Error {
     /// The open-file limit could not be set.
     #[error("cannot set the open-file limit to {0} (--rlimit-nofile); pass a lower value or 0")]
     SetRlimit(u64, #[source] io::Error),
+    /// The open-file limit could not be read (the guest's budgets derive from it).
+    #[error("cannot read the open-file limit")]
+    GetRlimit(#[source] io::Error),
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling")]
     Signals(#[source] io::Error),

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod error;
+mod insecure;
 mod logging;
 mod pidfile;
 mod privileges;

@@ -24,7 +24,8 @@ use virtio_queue::{DescriptorChain, QueueOwnedT};
 use vm_memory::{ByteValued, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::request_check::{
-    check_length, check_lookup_name, expects_reply, opcode, route, Route, IN_HEADER_LEN, NAME_MAX,
+    check_batch_forget, check_init_version, check_length, check_lookup_name, expects_reply, opcode,
+    route, Route, FUSE_MAJOR, IN_HEADER_LEN, NAME_MAX,
 };
 use crate::warn_ratelimited;
 use crate::worker_pool::WorkerPool;
@@ -37,6 +38,12 @@ pub type Vring = VringRwLock<GuestMem>;
 type MemSnapshot = Arc<GuestMemoryMmap<()>>;
 /// A descriptor chain tied to a memory snapshot.
 type Chain = DescriptorChain<MemSnapshot>;
+
+thread_local! {
+    /// Chains popped from a queue and not yet served, per vring thread (reused, never shrunk
+    /// below the largest batch seen: at most the queue size).
+    static PENDING: std::cell::RefCell<Vec<Chain>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Size of `struct fuse_out_header`.
 const OUT_HEADER_LEN: usize = std::mem::size_of::<OutHeader>();
@@ -84,26 +91,43 @@ impl<F: FileSystem + Send + Sync + 'static> QueueWorker<F> {
     /// Pops every available chain of `vring` and serves it.
     pub fn process_queue(&self, vring: &Vring, mem: &GuestMem, queue_index: usize) {
         let snapshot: MemSnapshot = mem.memory().into_inner();
-        let chains: Vec<Chain> = {
-            let mut state = vring.get_mut();
-            match state.get_queue_mut().iter(Arc::clone(&snapshot)) {
-                Ok(iter) => iter.collect(),
-                Err(e) => {
-                    warn_ratelimited!("queue {queue_index}: cannot read the available ring: {e}");
-                    return;
+        // The chains are popped under the vring lock and served after it is released (serving
+        // completes chains, which takes the lock again), through a buffer each vring thread
+        // keeps, so that no kick allocates.
+        PENDING.with_borrow_mut(|chains| {
+            {
+                let mut state = vring.get_mut();
+                match state.get_queue_mut().iter(Arc::clone(&snapshot)) {
+                    Ok(iter) => chains.extend(iter),
+                    Err(e) => {
+                        warn_ratelimited!(
+                            "queue {queue_index}: cannot read the available ring: {e}"
+                        );
+                        return;
+                    }
                 }
             }
-        };
+            self.serve_chains(chains.drain(..), vring, &snapshot, queue_index);
+        });
+    }
+
+    fn serve_chains(
+        &self,
+        chains: impl Iterator<Item = Chain>,
+        vring: &Vring,
+        snapshot: &MemSnapshot,
+        queue_index: usize,
+    ) {
         for chain in chains {
             match &self.pool {
                 None => {
-                    let (head, len) = serve_chain(&self.session, &snapshot, chain);
+                    let (head, len) = serve_chain(&self.session, snapshot, chain);
                     complete(vring, head, len, queue_index);
                 }
                 Some(pool) => {
                     let session = Arc::clone(&self.session);
                     let vring = vring.clone();
-                    let snapshot = Arc::clone(&snapshot);
+                    let snapshot = Arc::clone(snapshot);
                     pool.execute(Box::new(move || {
                         let (head, len) = serve_chain(&session, &snapshot, chain);
                         complete(&vring, head, len, queue_index);
@@ -183,6 +207,7 @@ where
         if route(op) == Route::Serve
             && check_length(&header, reader.available_bytes()).is_ok()
             && session.initialized.load(Ordering::Acquire)
+            && batch_forget_fits(&header, &reader)
         {
             limit_reader(&mut reader, header.len);
             if let Err(e) = session
@@ -205,6 +230,10 @@ where
         );
         return reply_status(&mut writer, header.unique, errno);
     }
+    // Only an INIT in our major version starts a session (to a newer major the server answers
+    // with its own, and the guest retries).
+    let starts_session =
+        op == opcode::INIT && init_version(&reader).is_some_and(|(major, _)| major == FUSE_MAJOR);
     limit_reader(&mut reader, header.len);
     match session
         .server
@@ -213,7 +242,7 @@ where
         Ok(n) => {
             match op {
                 // A successful INIT reply carries fuse_init_out; an error reply is bare.
-                opcode::INIT if n > OUT_HEADER_LEN => {
+                opcode::INIT if n > OUT_HEADER_LEN && starts_session => {
                     session.initialized.store(true, Ordering::Release)
                 }
                 opcode::DESTROY => {
@@ -252,6 +281,12 @@ fn precheck<F: FileSystem + Sync>(
     if header.opcode != opcode::INIT && !session.initialized.load(Ordering::Acquire) {
         return Err(libc::EIO);
     }
+    if header.opcode == opcode::INIT {
+        // A body too short for the version is left to the server (it answers EIO).
+        if let Some((major, minor)) = init_version(reader) {
+            check_init_version(major, minor)?;
+        }
+    }
     if header.opcode == opcode::LOOKUP {
         let body_len = len - IN_HEADER_LEN;
         let mut body = Vec::with_capacity(NAME_MAX + 2);
@@ -263,6 +298,35 @@ fn precheck<F: FileSystem + Sync>(
         check_lookup_name(&body, body_len)?;
     }
     Ok(())
+}
+
+/// The (major, minor) version of an INIT request, if the body holds them.
+fn init_version(reader: &Reader<'_, ()>) -> Option<(u32, u32)> {
+    let mut r = reader.clone();
+    r.read_obj::<InHeader>().ok()?;
+    let major = r.read_obj::<u32>().ok()?;
+    let minor = r.read_obj::<u32>().ok()?;
+    Some((major, minor))
+}
+
+/// For BATCH_FORGET, whether the body holds the entries its count announces (other opcodes:
+/// true). A request that does not is dropped unanswered, as every forget is.
+fn batch_forget_fits(header: &InHeader, reader: &Reader<'_, ()>) -> bool {
+    if header.opcode != opcode::BATCH_FORGET {
+        return true;
+    }
+    let mut r = reader.clone();
+    let count = r.read_obj::<InHeader>().and_then(|_| r.read_obj::<u32>());
+    let body_len = usize::try_from(header.len)
+        .unwrap_or(0)
+        .saturating_sub(IN_HEADER_LEN);
+    match count.map(|c| check_batch_forget(c, body_len)) {
+        Ok(Ok(())) => true,
+        _ => {
+            warn_ratelimited!("dropping a BATCH_FORGET whose count does not match its length");
+            false
+        }
+    }
 }
 
 /// Cuts `reader` to the `len` bytes announced in the header (already checked to be there),
@@ -493,6 +557,29 @@ mod tests {
     fn serve_whole(s: &Setup, req: &[u8]) -> (u32, i32) {
         let len = serve(s, req, REQ_ADDR, u32::try_from(req.len()).unwrap());
         (len, -reply_header(s).error)
+    }
+
+    #[test]
+    fn only_a_supported_init_starts_a_session() {
+        let s = setup();
+        let getattr = request(3, &[0u8; 16]);
+        for (major, minor, errno) in [(7, 30, libc::EPROTO), (6, 31, libc::EPROTO), (8, 0, 0)] {
+            let init = InitIn {
+                major,
+                minor,
+                max_readahead: 0x2_0000,
+                flags: 0,
+            };
+            let (_, got) = serve_whole(&s, &request(FUSE_INIT, init.as_slice()));
+            assert_eq!(got, errno, "INIT {major}.{minor}");
+            assert_eq!(
+                serve_whole(&s, &getattr),
+                (16, libc::EIO),
+                "{major}.{minor}"
+            );
+        }
+        init(&s);
+        assert_eq!(serve_whole(&s, &getattr).1, 0);
     }
 
     #[test]

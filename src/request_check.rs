@@ -91,6 +91,39 @@ pub fn check_length(header: &InHeader, readable: usize) -> Result<usize, i32> {
     Ok(len)
 }
 
+/// The FUSE major version spoken.
+pub const FUSE_MAJOR: u32 = 7;
+/// Oldest FUSE minor version accepted: virtio-fs entered Linux (5.4) with 7.31, so no
+/// virtio-fs guest sends less; older minors would need compatibility reply formats.
+pub const MIN_MINOR: u32 = 31;
+
+/// Checks the version of an INIT request. A major above ours is left to the server, which
+/// answers with its own major so that the guest retries (and starts no session); an older
+/// major or minor is `EPROTO`.
+pub fn check_init_version(major: u32, minor: u32) -> Result<(), i32> {
+    if major < FUSE_MAJOR || (major == FUSE_MAJOR && minor < MIN_MINOR) {
+        return Err(libc::EPROTO);
+    }
+    Ok(())
+}
+
+/// Size of `struct fuse_batch_forget_in` and of one `struct fuse_forget_one`.
+const BATCH_FORGET_IN_LEN: usize = 8;
+const FORGET_ONE_LEN: usize = 16;
+
+/// Checks that a BATCH_FORGET body of `body_len` bytes holds the `count` entries it announces,
+/// so the server never reserves room for more entries than the request carries.
+pub fn check_batch_forget(count: u32, body_len: usize) -> Result<(), i32> {
+    let entries = usize::try_from(count)
+        .ok()
+        .and_then(|c| c.checked_mul(FORGET_ONE_LEN))
+        .ok_or(libc::EOVERFLOW)?;
+    if entries > body_len.saturating_sub(BATCH_FORGET_IN_LEN) {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
+}
+
 /// Checks the body of a LOOKUP: exactly one name component followed by exactly one NUL.
 ///
 /// `body` is at most `NAME_MAX + 2` bytes of the request after the header; `body_len` is the
@@ -153,6 +186,26 @@ mod tests {
         assert_eq!(check_length(&header(57), 56), Err(libc::EINVAL));
         assert_eq!(check_length(&header(2 << 20), 4 << 20), Err(libc::ENOMEM));
         assert_eq!(check_length(&header(u32::MAX), 56), Err(libc::ENOMEM));
+    }
+
+    #[test]
+    fn init_versions() {
+        assert_eq!(check_init_version(7, 31), Ok(()));
+        assert_eq!(check_init_version(7, 45), Ok(()));
+        assert_eq!(check_init_version(8, 0), Ok(()));
+        assert_eq!(check_init_version(7, 30), Err(libc::EPROTO));
+        assert_eq!(check_init_version(7, 0), Err(libc::EPROTO));
+        assert_eq!(check_init_version(6, 99), Err(libc::EPROTO));
+        assert_eq!(check_init_version(0, 0), Err(libc::EPROTO));
+    }
+
+    #[test]
+    fn batch_forget_counts() {
+        assert_eq!(check_batch_forget(0, 8), Ok(()));
+        assert_eq!(check_batch_forget(2, 8 + 32), Ok(()));
+        assert_eq!(check_batch_forget(3, 8 + 32), Err(libc::EINVAL));
+        assert_eq!(check_batch_forget(1, 4), Err(libc::EINVAL));
+        assert_eq!(check_batch_forget(u32::MAX, 1 << 20), Err(libc::EINVAL));
     }
 
     #[test]

@@ -88,6 +88,7 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_getsockopt,
     // file access (read-only) through fds
     libc::SYS_openat,
+    libc::SYS_openat2,
     libc::SYS_close,
     libc::SYS_fcntl,
     libc::SYS_dup,

@@ -19,7 +19,9 @@ use virtio_bindings::bindings::virtio_config::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_
 use virtio_bindings::bindings::virtio_ring::{
     VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
-use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+use vm_memory::{
+    GuestAddressSpace, GuestMemory, GuestMemoryAtomic, GuestMemoryMmap, GuestMemoryRegion,
+};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
@@ -169,9 +171,21 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for FsBackend<F> {
         }
     }
 
-    fn update_memory(&self, _mem: GuestMemoryAtomic<GuestMemoryMmap<()>>) -> io::Result<()> {
-        // The handler swaps the mapping inside the GuestMemoryAtomic shared with `self.mem`.
-        Ok(())
+    fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap<()>>) -> io::Result<()> {
+        // The handler has already swapped the mapping inside the GuestMemoryAtomic shared with
+        // `self.mem` (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG); all that is left is to vet it.
+        let Err(e) = check_backing_files(&mem.memory()) else {
+            return Ok(());
+        };
+        log::error!("refusing the frontend's memory table: {e}");
+        // Unpublish it before anything reads it: a region past the end of its file faults
+        // (SIGBUS) on first access. The error ends the connection, so no table is needed
+        // afterwards; chains already in flight keep the snapshot they were started with.
+        match mem.lock() {
+            Ok(guard) => guard.replace(GuestMemoryMmap::new()),
+            Err(poisoned) => poisoned.into_inner().replace(GuestMemoryMmap::new()),
+        }
+        Err(e)
     }
 
     fn set_backend_req_fd(&self, backend: Backend) {
@@ -237,9 +251,70 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for FsBackend<F> {
     }
 }
 
+/// Checks that every file-backed region of `mem` lies within its file.
+///
+/// vm-memory maps `size` bytes of the frontend's file without comparing with the file's
+/// length, and a frontend may send a memfd shorter than the region it describes (security.md
+/// case 54). Touching such a region past the end of the file raises SIGBUS, so the table is
+/// refused instead. Only regular files (memfd, tmpfs, hugetlbfs) have a length to compare.
+/// A frontend that shrinks the file after the table was accepted is not caught here.
+fn check_backing_files(mem: &GuestMemoryMmap<()>) -> io::Result<()> {
+    for region in mem.iter() {
+        let Some(file_offset) = region.file_offset() else {
+            continue;
+        };
+        let meta = file_offset.file().metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let start = file_offset.start();
+        if start
+            .checked_add(region.len())
+            .is_none_or(|end| end > meta.len())
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the region at guest address {:#x} maps {:#x} bytes from offset {start:#x} \
+                     of a {:#x}-byte file",
+                    region.start_addr().0,
+                    region.len(),
+                    meta.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vm_memory::{FileOffset, GuestAddress};
+
+    fn file_backed(file_len: u64, region_len: usize, offset: u64) -> GuestMemoryMmap<()> {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(file_len).unwrap();
+        GuestMemoryMmap::from_ranges_with_files(&[(
+            GuestAddress(0x10_0000),
+            region_len,
+            Some(FileOffset::new(file, offset)),
+        )])
+        .unwrap()
+    }
+
+    #[test]
+    fn regions_past_the_end_of_their_file_are_refused() {
+        assert!(check_backing_files(&file_backed(0x4000, 0x4000, 0)).is_ok());
+        assert!(check_backing_files(&file_backed(0x5000, 0x4000, 0x1000)).is_ok());
+        let err = check_backing_files(&file_backed(0x1000, 0x4000, 0)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("0x1000-byte file"), "{err}");
+        assert!(check_backing_files(&file_backed(0x4000, 0x4000, 0x1000)).is_err());
+        // Anonymous memory has no file to compare with.
+        let anon = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
+        assert!(check_backing_files(&anon).is_ok());
+    }
 
     #[test]
     fn every_queue_has_exactly_one_thread() {

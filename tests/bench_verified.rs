@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Read throughput of a verified share against the same daemon without
 //! `--manifest`, through the vhost-user harness (no VM). Not a test: run
-//! with `scripts/bench-harness` (release build, `--ignored`). Prints MB/s
-//! (10^6 bytes) and the verified/unverified ratio.
+//! with `scripts/bench-harness` (release build, `--ignored`). For each daemon
+//! thread count (`BENCH_THREADS`, default `1,2`) it runs `BENCH_ROUNDS`
+//! (default 3) rounds alternating the two daemons and prints medians of MB/s
+//! (10^6 bytes) and IOPS, then the verified/unverified ratios.
 
 mod common;
 
@@ -27,7 +29,6 @@ fn env_size() -> u64 {
 
 struct Result {
     seq_mbs: f64,
-    rand_mbs: f64,
     rand_iops: f64,
 }
 
@@ -70,15 +71,32 @@ fn run(daemon: &DaemonProcess, size: u64) -> Result {
     fs.release(node, fh).unwrap();
     Result {
         seq_mbs: mbs(size, seq),
-        rand_mbs: mbs(RANDOM_READS as u64 * 4096, rand),
         rand_iops: RANDOM_READS as f64 / rand.as_secs_f64(),
     }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
 }
 
 #[test]
 #[ignore = "benchmark: run scripts/bench-harness"]
 fn bench_verified_vs_plain() {
     let size = env_size();
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let thread_counts: Vec<usize> = std::env::var("BENCH_THREADS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect();
     let outer = tempfile::tempdir().unwrap();
     let root = outer.path().join("share");
     std::fs::create_dir(&root).unwrap();
@@ -95,48 +113,53 @@ fn bench_verified_vs_plain() {
     let manifest = seal(&root, &MerkleParams::default(), Some(&store));
     let mpath = outer.path().join("manifest");
     std::fs::write(&mpath, manifest.to_bytes()).unwrap();
-    let threads = std::env::var("BENCH_THREADS").unwrap_or_else(|_| "2".into());
-    let base = vec![
-        format!("--shared-dir={}", root.display()),
-        "--sandbox=none".to_string(),
-        "--seccomp=none".to_string(),
-        "--cache=never".to_string(),
-        format!("--thread-pool-size={threads}"),
-        "--log-level=warn".to_string(),
-    ];
-    let mut verified = base.clone();
-    verified.push(format!("--manifest={}", mpath.display()));
-    verified.push(format!("--tree-store={}", store.display()));
-    let mut built = base.clone();
-    built.push(format!("--manifest={}", mpath.display()));
 
     println!(
-        "file {} MiB, thread pool {threads}, depth {DEPTH}",
+        "file {} MiB, depth {DEPTH}, {rounds} rounds alternating plain/verified",
         size >> 20
     );
-    println!("| daemon | seq 1 MiB MB/s | rand 4 KiB MB/s | rand 4 KiB IOPS |");
-    println!("| --- | ---: | ---: | ---: |");
-    let mut rows = Vec::new();
-    for (name, args) in [
-        ("plain (no --manifest)", &base),
-        ("verified, tree store", &verified),
-        ("verified, tree built at open", &built),
-    ] {
-        let d = DaemonProcess::spawn(daemon_binary(), args).unwrap();
-        let t = Instant::now();
-        let r = run(&d, size);
-        println!(
-            "| {name} | {:.0} | {:.1} | {:.0} |   ({:.1} s total)",
-            r.seq_mbs,
-            r.rand_mbs,
-            r.rand_iops,
-            t.elapsed().as_secs_f64()
-        );
-        rows.push(r);
+    println!("| daemon threads | daemon | seq 1 MiB MB/s | rand 4 KiB IOPS |");
+    println!("| ---: | --- | ---: | ---: |");
+    let mut ratios = Vec::new();
+    for &threads in &thread_counts {
+        let plain = vec![
+            format!("--shared-dir={}", root.display()),
+            "--sandbox=none".to_string(),
+            "--seccomp=none".to_string(),
+            "--cache=never".to_string(),
+            format!("--thread-pool-size={threads}"),
+            "--log-level=warn".to_string(),
+        ];
+        let mut verified = plain.clone();
+        verified.push(format!("--manifest={}", mpath.display()));
+        verified.push(format!("--tree-store={}", store.display()));
+        // [plain, verified] x [seq MB/s, rand IOPS], one value per round.
+        let mut results = vec![(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+        for r in 0..rounds {
+            // Alternate which daemon goes first, so drift in machine load hits both.
+            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let args = if which == 0 { &plain } else { &verified };
+                let d = DaemonProcess::spawn(daemon_binary(), args).unwrap();
+                let res = run(&d, size);
+                results[which].0.push(res.seq_mbs);
+                results[which].1.push(res.rand_iops);
+            }
+        }
+        let mut med = Vec::new();
+        for (name, (seq, rand)) in ["plain (no --manifest)", "verified, tree store"]
+            .iter()
+            .zip(results)
+        {
+            let (s, r) = (median(seq), median(rand));
+            println!("| {threads} | {name} | {s:.0} | {r:.0} |");
+            med.push((s, r));
+        }
+        ratios.push((threads, med[1].0 / med[0].0, med[1].1 / med[0].1));
     }
-    println!(
-        "verified/plain: sequential {:.2}, random {:.2}",
-        rows[1].seq_mbs / rows[0].seq_mbs,
-        rows[1].rand_mbs / rows[0].rand_mbs
-    );
+    for (threads, seq, rand) in ratios {
+        // Parsed by scripts/bench-harness.
+        println!("RATIO seq {threads} {seq:.2}");
+        println!("RATIO rand {threads} {rand:.2}");
+    }
 }

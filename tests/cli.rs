@@ -256,6 +256,65 @@ fn socket_and_pid_file_are_removed_after_disconnect() {
     assert!(!pid.exists(), "pid file left behind");
 }
 
+/// Starts the daemon on `share` with `args`, hangs up at once, and returns its stderr.
+fn start_and_disconnect(share: &Path, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vfs.sock");
+    let mut child = Command::new(BIN)
+        .arg(format!("--socket-path={}", sock.display()))
+        .arg(format!("--shared-dir={}", share.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_path(&sock);
+    drop(UnixStream::connect(&sock).unwrap());
+    let status = wait_timeout(&mut child);
+    let err = stderr_of(&child.wait_with_output().unwrap());
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    err
+}
+
+/// security.md case 35: `none` modes are accepted like virtiofsd's (launchers that confine
+/// the daemon themselves pass them) but never silently; a shared directory any local user
+/// may change is named too. A symlinked shared directory is served as its target.
+#[test]
+fn insecure_settings_are_logged_as_warnings() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share");
+    fs::create_dir(&share).unwrap();
+    fs::set_permissions(&share, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&share, &link).unwrap();
+    let err = start_and_disconnect(&link, &["--sandbox=none", "--seccomp=none"]);
+    let warned = |text: &str| err.lines().any(|l| l.contains("WARN") && l.contains(text));
+    assert!(
+        warned("--sandbox=none: the daemon runs WITHOUT a sandbox"),
+        "{err}"
+    );
+    assert!(warned("--seccomp=none: NO system-call filter"), "{err}");
+    assert!(!err.contains("writable by every local user"), "{err}");
+    fs::set_permissions(&share, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = start_and_disconnect(&share, &["--sandbox=none", "--seccomp=none"]);
+    let canonical = fs::canonicalize(&share).unwrap();
+    assert!(
+        err.lines().any(|l| l.contains("WARN")
+            && l.contains(&format!(
+                "--shared-dir {} is writable by every local user",
+                canonical.display()
+            ))
+            && l.contains("WITHOUT verification")),
+        "{err}"
+    );
+    // The sticky bit (as on /tmp) keeps entries to their owners: no warning.
+    fs::set_permissions(&share, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = start_and_disconnect(&share, &["--sandbox=none", "--seccomp=none"]);
+    assert!(!err.contains("writable by every local user"), "{err}");
+}
+
 #[test]
 fn sigterm_removes_socket_and_pid_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -198,6 +198,51 @@ fn sample_tree_reads_back_identically() {
     fs.release(big.nodeid, fh).unwrap();
 }
 
+/// security.md case 45 on an unverified share: a read ending at or crossing
+/// EOF returns exactly the bytes up to the file's current end, and nothing
+/// past it; after the host truncates the file no byte of the old tail comes
+/// back.
+#[test]
+fn reads_at_eof_return_exactly_the_file() {
+    let share = Share::start();
+    let mut fs = share.client();
+    let path = share.root().join("page_plus_one");
+    let data = std::fs::read(&path).unwrap();
+    let node = fs.lookup(ROOT_ID, "page_plus_one").unwrap().nodeid;
+    let fh = fs.open(node, libc::O_RDONLY).unwrap().fh;
+    let mut f = Failures::default();
+    let mut check = |fs: &mut VirtioFsClient, data: &[u8], what: &str| {
+        let size = data.len() as u64;
+        for (off, len) in [
+            (size - 1, 1),
+            (size - 1, 4096),
+            (0, size as u32),
+            (0, size as u32 + 1),
+            (0, 65536),
+            (size, 1),
+            (size + 1, 4096),
+            (size + 10_000, 4096),
+        ] {
+            let got = fs.read(node, fh, off, len).map_err(|e| e.errno());
+            let want = &data[off.min(size) as usize..(off + u64::from(len)).min(size) as usize];
+            f.check(
+                got.as_deref() == Ok(want),
+                format!("{what}: read {off}+{len}: {:?}", got.map(|v| v.len())),
+            );
+        }
+    };
+    check(&mut fs, &data, "as written");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    check(&mut fs, &data[..100], "truncated to 100");
+    fs.release(node, fh).unwrap();
+    f.assert_none();
+}
+
 #[test]
 fn symlinks_and_dotdot_never_escape_the_share() {
     let share = Share::start();

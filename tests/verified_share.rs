@@ -216,6 +216,206 @@ fn tampered_data_blocks_sha512_4k_salted() {
     data_block_matrix(MerkleParams::new(HashAlgorithm::Sha512, 4096, b"salt").unwrap());
 }
 
+#[test]
+fn tampered_data_blocks_sha256_16k() {
+    data_block_matrix(MerkleParams::new(HashAlgorithm::Sha256, 16384, b"").unwrap());
+}
+
+/// Files of 1 to 4 blocks (the last one partial) and one of exactly 4 blocks
+/// (security.md case 42), each block corrupted in its middle in turn: only
+/// reads touching that block fail, every other block reads correctly, and the
+/// file reads correctly again once the byte is restored.
+/// Before that, reads ending at or crossing EOF return exactly the sealed
+/// bytes up to EOF and never more (case 45).
+fn small_file_matrix(params: MerkleParams) {
+    let bs = params.block_size() as u64;
+    let files: Vec<(String, Vec<u8>)> = (1..=4u64)
+        .map(|n| (format!("f{n}"), n * bs - bs / 3))
+        .chain([("g4".to_owned(), 4 * bs)])
+        .map(|(name, size)| {
+            let data = pseudo_random(size as usize, size ^ bs);
+            (name, data)
+        })
+        .collect();
+    let sealed = Sealed::new(params.clone(), false, |root| {
+        for (name, data) in &files {
+            std::fs::write(root.join(name), data).unwrap();
+        }
+    });
+    let daemon = sealed.start(&[]);
+    let mut fs = client(&daemon);
+    let mut f = Failures::default();
+    for (name, data) in &files {
+        let size = data.len() as u64;
+        let node = fs.lookup(ROOT_ID, name.as_str()).unwrap().nodeid;
+        let fh = fs.open(node, libc::O_RDONLY).unwrap().fh;
+        let attr_size = fs.getattr(node).map(|a| a.size);
+        f.check(
+            attr_size.as_ref().ok() == Some(&size),
+            format!("bs {bs} {name}: size {attr_size:?}, sealed {size}"),
+        );
+        check_eof_reads(
+            &mut f,
+            &mut fs,
+            (node, fh),
+            data,
+            bs,
+            &format!("bs {bs} {name}"),
+        );
+        let blocks = size.div_ceil(bs);
+        for bad in 0..blocks {
+            let block_len = (size - bad * bs).min(bs);
+            let bad_off = bad * bs + block_len / 2;
+            flip(&sealed.path(name), bad_off);
+            for block in 0..blocks {
+                for (off, len) in [(block * bs, bs as u32), (block * bs + 1, 1)] {
+                    let got = read_at(&mut fs, node, fh, off, len);
+                    let end = (off + u64::from(len)).min(size) as usize;
+                    let ok = if block == bad {
+                        got == Err(libc::EIO)
+                    } else {
+                        got.as_deref() == Ok(&data[off as usize..end])
+                    };
+                    f.check(
+                        ok,
+                        format!(
+                            "bs {bs} {name}: block {bad} bad, read {off}+{len}: {:?}",
+                            got.map(|v| v.len())
+                        ),
+                    );
+                }
+            }
+            flip(&sealed.path(name), bad_off);
+        }
+        f.check(
+            read_at(&mut fs, node, fh, 0, (4 * bs) as u32).as_deref() == Ok(&data[..]),
+            format!("bs {bs} {name}: unreadable after restoring"),
+        );
+        fs.release(node, fh).unwrap();
+    }
+    f.assert_none();
+}
+
+/// Reads around EOF of the open file `(node, fh)` with sealed content `data`
+/// (ending exactly at EOF, crossing it by 1 byte and by blocks, starting at
+/// and past it) each return exactly the sealed bytes up to EOF.
+fn check_eof_reads(
+    f: &mut Failures,
+    fs: &mut VirtioFsClient,
+    (node, fh): (u64, u64),
+    data: &[u8],
+    bs: u64,
+    what: &str,
+) {
+    let size = data.len() as u64;
+    let bs32 = bs as u32;
+    let reads = [
+        (size - 1, 1),
+        (size - 1, 2),
+        (size - 1, bs32),
+        (0, size as u32),
+        (0, size as u32 + 1),
+        (0, 8 * bs32),
+        (size - size % bs, bs32),
+        (size.saturating_sub(bs), 2 * bs32),
+        (size / 2, bs32 * 4),
+        (size, 1),
+        (size, bs32),
+        (size + 1, bs32),
+        ((size / bs + 1) * bs, bs32),
+    ];
+    for (off, len) in reads {
+        let got = read_at(fs, node, fh, off, len);
+        let want = &data[off.min(size) as usize..(off + u64::from(len)).min(size) as usize];
+        f.check(
+            got.as_deref() == Ok(want),
+            format!(
+                "{what}: read {off}+{len} gave {:?} bytes, sealed {}",
+                got.map(|v| v.len()),
+                want.len()
+            ),
+        );
+    }
+}
+
+#[test]
+fn small_files_each_block_corrupted_1k() {
+    small_file_matrix(MerkleParams::new(HashAlgorithm::Sha256, 1024, b"").unwrap());
+}
+
+#[test]
+fn small_files_each_block_corrupted_4k() {
+    small_file_matrix(MerkleParams::default());
+}
+
+#[test]
+fn small_files_each_block_corrupted_16k() {
+    small_file_matrix(MerkleParams::new(HashAlgorithm::Sha256, 16384, b"").unwrap());
+}
+
+#[test]
+fn small_files_each_block_corrupted_64k() {
+    small_file_matrix(MerkleParams::new(HashAlgorithm::Sha512, 65536, b"").unwrap());
+}
+
+/// Case 45 on the host side: bytes appended after sealing (they would sit in
+/// the padding of the last Merkle block) are never served. An open file
+/// keeps returning exactly its sealed bytes up to the sealed EOF; a new
+/// lookup sees the size mismatch and fails with EIO. Truncated below the
+/// sealed size, the reads of the missing range fail with EIO.
+#[test]
+fn bytes_appended_after_sealing_are_never_served() {
+    let bs = 4096u64;
+    let size = 2 * bs + 1000;
+    let data = pseudo_random(size as usize, 45);
+    let sealed = Sealed::new(MerkleParams::default(), false, |root| {
+        std::fs::write(root.join("f"), &data).unwrap();
+        std::fs::write(root.join("g"), &data).unwrap();
+    });
+    let daemon = sealed.start(&[]);
+    let mut fs = client(&daemon);
+    let mut f = Failures::default();
+    let node = fs.lookup(ROOT_ID, "f").unwrap().nodeid;
+    let fh = fs.open(node, libc::O_RDONLY).unwrap().fh;
+    let tail = &data[(2 * bs) as usize..];
+    f.check(
+        read_at(&mut fs, node, fh, 2 * bs, bs as u32).as_deref() == Ok(tail),
+        "last block unreadable before the append",
+    );
+    let extra = [0xee_u8; 3000];
+    for path in [sealed.path("f"), sealed.path("g")] {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &extra, size).unwrap();
+    }
+    check_eof_reads(&mut f, &mut fs, (node, fh), &data, bs, "after the append");
+    let got = errno_of(&fs.lookup(ROOT_ID, "g"));
+    f.check(
+        got == Some(libc::EIO),
+        format!("lookup of an extended file: {got:?}"),
+    );
+    // Cut into the last block: its reads fail, earlier blocks still read.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(sealed.path("f"))
+        .unwrap()
+        .set_len(size - 10)
+        .unwrap();
+    let got = read_at(&mut fs, node, fh, size - 20, 5);
+    f.check(
+        got == Err(libc::EIO),
+        format!("read of a truncated block: {got:?}"),
+    );
+    f.check(
+        read_at(&mut fs, node, fh, 0, bs as u32).as_deref() == Ok(&data[..bs as usize]),
+        "first block unreadable after the truncation",
+    );
+    fs.release(node, fh).unwrap();
+    f.assert_none();
+}
+
 /// 129 blocks + 5 bytes at 4K/SHA-256: level 0 has two blocks (128 hashes
 /// each), level 1 is the single top block. The store holds the top level
 /// first: tree block 0 = level 1, blocks 1 and 2 = level 0.

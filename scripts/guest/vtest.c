@@ -14,6 +14,20 @@
  *   vtest gen SEED SIZE                  SIZE deterministic pseudo-random bytes to stdout
  *   vtest seqread FILE [BS]              sequential read; prints bytes, seconds, MB/s
  *   vtest randread FILE SECS DIRECT      4 KiB random preads for SECS seconds; prints IOPS
+ *   vtest gentree DIR N                  N deterministic files in 100-file directories (sizes
+ *                                        100 B to 64 KiB, log-uniform), like a rootfs's
+ *   vtest walk DIR                       readdir + lstat of every entry below DIR (find -ls);
+ *                                        prints entries, seconds, entries/s
+ *   vtest readall DIR MAX                open + read + close the first MAX regular files below
+ *                                        DIR (sorted walk); prints files, bytes, seconds, files/s
+ * Paired forms: the same work on two mounts of one share, interleaved in small units (a
+ * top-level directory of the tree, 16 MiB of a file, 32 random reads), the side going first
+ * alternating; each side's time is the sum of its units, so host load hits both alike.
+ * They print one line per side: "side=1 ..." and "side=2 ...".
+ *   vtest pairwalk DIR1 DIR2             walk per top-level entry
+ *   vtest pairreadall DIR1 DIR2 MAX      readall per top-level entry, MAX files per side
+ *   vtest pairseq FILE1 FILE2            sequential 1 MiB reads, 16 MiB per unit; MB/s
+ *   vtest pairrand FILE1 FILE2 SECS DIRECT  4 KiB random preads, 32 per unit; IOPS
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -31,7 +45,6 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <sys/time.h>
-#include <sys/xattr.h>
 
 static int fail(const char *what, const char *path)
 {
@@ -313,6 +326,254 @@ static int randread(const char *path, double secs, int direct)
     return 0;
 }
 
+/* Sizes of the generated tree: a fixed linear congruential sequence, log-uniform between
+ * 100 B and 64 KiB (the bulk of a rootfs's files). */
+static double lcg_next(uint64_t *x)
+{
+    *x = (*x * 1103515245ULL + 12345ULL) % 2147483648ULL;
+    return (double)*x / 2147483648.0;
+}
+
+/* exp(y) for 0 <= y < 8 without libm (the sizes must not depend on a libm's rounding). */
+static double exp_small(double y)
+{
+    double z = y / 64, t = 1, term = 1;
+    for (int k = 1; k < 12; k++) {
+        term *= z / k;
+        t += term;
+    }
+    for (int k = 0; k < 6; k++)
+        t *= t;
+    return t;
+}
+
+static int gentree(const char *root, long n)
+{
+    static char buf[65536];
+    uint64_t lcg = 12345;
+    if (mkdir(root, 0755) != 0 && errno != EEXIST)
+        return fail("mkdir", root);
+    for (long i = 0; i < n; i++) {
+        char dir[4096], path[4200];
+        snprintf(dir, sizeof dir, "%s/d%03ld", root, i / 100);
+        if (i % 100 == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return fail("mkdir", dir);
+        size_t size = (size_t)(100.0 * exp_small(lcg_next(&lcg) * 6.48519) /* ln(65536 / 100) */);
+        if (size > sizeof buf)
+            size = sizeof buf;
+        uint64_t x = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL + 1;
+        for (size_t k = 0; k + 8 <= sizeof buf; k += 8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            memcpy(buf + k, &x, 8);
+        }
+        snprintf(path, sizeof path, "%s/f%05ld", dir, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return fail("open", path);
+        if (write(fd, buf, size) != (ssize_t)size)
+            return fail("write", path);
+        close(fd);
+    }
+    return 0;
+}
+
+struct walk_state {
+    int read_files;      /* 0: lstat every entry; 1: open + read regular files */
+    unsigned long long max, entries, files, bytes;
+    char *buf;
+};
+
+static int walk_dir(const char *path, struct walk_state *w);
+
+/* One entry: lstat, then into a directory, or read a regular file (readall). */
+static int visit(const char *p, struct walk_state *w)
+{
+    struct stat st;
+    if (lstat(p, &st) != 0)
+        return fail("lstat", p);
+    w->entries++;
+    if (S_ISDIR(st.st_mode))
+        return walk_dir(p, w);
+    if (!S_ISREG(st.st_mode) || !w->read_files)
+        return 0;
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+        return fail("open", p);
+    ssize_t got;
+    while ((got = read(fd, w->buf, 1 << 20)) > 0)
+        w->bytes += (unsigned long long)got;
+    int rc = got < 0 ? fail("read", p) : 0;
+    close(fd);
+    w->files++;
+    return rc;
+}
+
+/* Sorted recursive walk below PATH; stops early once MAX files were read. */
+static int walk_dir(const char *path, struct walk_state *w)
+{
+    struct dirent **names;
+    int n = scandir(path, &names, NULL, alphasort);
+    if (n < 0)
+        return fail("scandir", path);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i]->d_name;
+        char p[4096];
+        if (strcmp(nm, ".") && strcmp(nm, "..") && !rc && !(w->read_files && w->files >= w->max)) {
+            snprintf(p, sizeof p, "%s/%s", path, nm);
+            rc = visit(p, w);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int walk_cmd(const char *root, int read_files, unsigned long long max)
+{
+    struct walk_state w = {read_files, max, 0, 0, 0, malloc(1 << 20)};
+    if (!w.buf)
+        return 1;
+    double t0 = now();
+    int rc = walk_dir(root, &w);
+    double dt = now() - t0;
+    if (rc)
+        return rc;
+    if (read_files)
+        printf("files=%llu bytes=%llu secs=%.3f per_s=%.1f\n", w.files, w.bytes, dt, w.files / dt);
+    else
+        printf("entries=%llu secs=%.3f per_s=%.1f\n", w.entries, dt, w.entries / dt);
+    free(w.buf);
+    return 0;
+}
+
+static int pair_tree(const char *d1, const char *d2, int read_files, unsigned long long max)
+{
+    const char *dirs[2] = {d1, d2};
+    struct walk_state w[2] = {{read_files, max, 0, 0, 0, malloc(1 << 20)},
+                              {read_files, max, 0, 0, 0, malloc(1 << 20)}};
+    double t[2] = {0, 0};
+    struct dirent **names;
+    if (!w[0].buf || !w[1].buf)
+        return 1;
+    int n = scandir(d1, &names, NULL, alphasort);
+    if (n < 0)
+        return fail("scandir", d1);
+    int rc = 0, unit = 0;
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i]->d_name;
+        if (strcmp(nm, ".") && strcmp(nm, "..") && !rc) {
+            for (int k = 0; k < 2 && !rc; k++) {
+                int side = unit % 2 ? 1 - k : k;
+                struct walk_state *ws = &w[side];
+                char p[4096];
+                if (read_files && ws->files >= ws->max)
+                    continue;
+                snprintf(p, sizeof p, "%s/%s", dirs[side], nm);
+                double t0 = now();
+                rc = visit(p, ws);
+                t[side] += now() - t0;
+            }
+            unit++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc)
+        return rc;
+    for (int side = 0; side < 2; side++) {
+        if (read_files)
+            printf("side=%d files=%llu bytes=%llu secs=%.3f per_s=%.1f\n", side + 1, w[side].files,
+                   w[side].bytes, t[side], w[side].files / t[side]);
+        else
+            printf("side=%d entries=%llu secs=%.3f per_s=%.1f\n", side + 1, w[side].entries, t[side],
+                   w[side].entries / t[side]);
+        free(w[side].buf);
+    }
+    return 0;
+}
+
+static int pair_seq(const char *f1, const char *f2)
+{
+    const char *files[2] = {f1, f2};
+    int fd[2];
+    unsigned long long tot[2] = {0, 0};
+    double t[2] = {0, 0};
+    int done[2] = {0, 0};
+    char *buf = malloc(1 << 20);
+    if (!buf)
+        return 1;
+    for (int side = 0; side < 2; side++)
+        if ((fd[side] = open(files[side], O_RDONLY)) < 0)
+            return fail("open", files[side]);
+    for (int unit = 0; !done[0] || !done[1]; unit++) {
+        for (int k = 0; k < 2; k++) {
+            int side = unit % 2 ? 1 - k : k;
+            double t0 = now();
+            for (int j = 0; j < 16 && !done[side]; j++) {
+                ssize_t got = read(fd[side], buf, 1 << 20);
+                if (got < 0)
+                    return fail("read", files[side]);
+                if (got == 0)
+                    done[side] = 1;
+                tot[side] += (unsigned long long)got;
+            }
+            t[side] += now() - t0;
+        }
+    }
+    for (int side = 0; side < 2; side++) {
+        printf("side=%d bytes=%llu secs=%.3f MBps=%.1f\n", side + 1, tot[side], t[side],
+               tot[side] / t[side] / 1e6);
+        close(fd[side]);
+    }
+    free(buf);
+    return 0;
+}
+
+static int pair_rand(const char *f1, const char *f2, double secs, int direct)
+{
+    const char *files[2] = {f1, f2};
+    int fd[2];
+    unsigned long long nblk[2], ops[2] = {0, 0};
+    double t[2] = {0, 0};
+    uint64_t x[2] = {88172645463325252ULL, 88172645463325252ULL};
+    void *buf;
+    if (posix_memalign(&buf, 4096, 4096))
+        return 1;
+    for (int side = 0; side < 2; side++) {
+        struct stat st;
+        if ((fd[side] = open(files[side], O_RDONLY | (direct ? O_DIRECT : 0))) < 0)
+            return fail("open", files[side]);
+        if (fstat(fd[side], &st) != 0 || st.st_size < 4096)
+            return fail("fstat", files[side]);
+        nblk[side] = (unsigned long long)st.st_size / 4096;
+    }
+    for (int unit = 0; t[0] + t[1] < 2 * secs; unit++) {
+        for (int k = 0; k < 2; k++) {
+            int side = unit % 2 ? 1 - k : k;
+            double t0 = now();
+            for (int i = 0; i < 32; i++) {
+                x[side] ^= x[side] << 13;
+                x[side] ^= x[side] >> 7;
+                x[side] ^= x[side] << 17;
+                if (pread(fd[side], buf, 4096, (off_t)(x[side] % nblk[side]) * 4096) != 4096)
+                    return fail("pread", files[side]);
+                ops[side]++;
+            }
+            t[side] += now() - t0;
+        }
+    }
+    for (int side = 0; side < 2; side++) {
+        printf("side=%d direct=%d ops=%llu secs=%.3f IOPS=%.0f\n", side + 1, direct, ops[side], t[side],
+               ops[side] / t[side]);
+        close(fd[side]);
+    }
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *op = argc > 1 ? argv[1] : "";
@@ -334,8 +595,24 @@ int main(int argc, char **argv)
         return seqread(argv[2], argc == 4 ? strtoul(argv[3], NULL, 0) : 1 << 20);
     if (!strcmp(op, "randread") && argc == 5)
         return randread(argv[2], atof(argv[3]), atoi(argv[4]));
+    if (!strcmp(op, "gentree") && argc == 4)
+        return gentree(argv[2], atol(argv[3]));
+    if (!strcmp(op, "walk") && argc == 3)
+        return walk_cmd(argv[2], 0, 0);
+    if (!strcmp(op, "readall") && argc == 4)
+        return walk_cmd(argv[2], 1, strtoull(argv[3], NULL, 0));
+    if (!strcmp(op, "pairwalk") && argc == 4)
+        return pair_tree(argv[2], argv[3], 0, 0);
+    if (!strcmp(op, "pairreadall") && argc == 5)
+        return pair_tree(argv[2], argv[3], 1, strtoull(argv[4], NULL, 0));
+    if (!strcmp(op, "pairseq") && argc == 4)
+        return pair_seq(argv[2], argv[3]);
+    if (!strcmp(op, "pairrand") && argc == 6)
+        return pair_rand(argv[2], argv[3], atof(argv[4]), atoi(argv[5]));
     fprintf(stderr, "usage: vtest tree DIR | cat FILE OFF LEN [direct] | mutate DIR FILE SUBDIR |\n"
                     "       measure FILE | flags FILE | getxattr PATH NAME | gen SEED SIZE | seqread FILE [BS] |\n"
-                    "       randread FILE SECS DIRECT\n");
+                    "       randread FILE SECS DIRECT | gentree DIR N | walk DIR | readall DIR MAX |\n"
+                    "       pairwalk DIR1 DIR2 | pairreadall DIR1 DIR2 MAX | pairseq FILE1 FILE2 |\n"
+                    "       pairrand FILE1 FILE2 SECS DIRECT\n");
     return 2;
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use vhost_user_harness::{DaemonProcess, HarnessConfig, VirtioFsClient, ROOT_ID};
 
 pub mod seal;
+pub mod stress;
 
 /// How long a daemon gets to answer after a hostile request.
 pub const STILL_SERVING_TIMEOUT: Duration = Duration::from_secs(3);

@@ -5,7 +5,9 @@
 //! Host ioctls are never forwarded: the inner filesystem is not asked, so a guest cannot reach
 //! host-side ioctls on the shared files. Supported: `FS_IOC_MEASURE_VERITY` (the digest from
 //! the manifest), `FS_IOC_GETFLAGS` (`FS_VERITY_FL` on verified files) and
-//! `FS_IOC_ENABLE_VERITY` (refused with `EROFS`). Everything else is `ENOTTY`.
+//! `FS_IOC_ENABLE_VERITY` (refused with `EROFS`). Everything else is `ENOTTY`. Unrestricted
+//! ioctls (`FUSE_IOCTL_UNRESTRICTED`, which only CUSE uses; the server would have to ask for
+//! retries with its own iovecs) are `EPERM`, and no reply ever carries `FUSE_IOCTL_RETRY`.
 //!
 //! Failures of the supported commands are sent as a negative `result` with no payload: the
 //! guest kernel copies any payload to the caller even on failure.
@@ -28,6 +30,9 @@ pub const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
 pub const FS_IOC32_GETFLAGS: u32 = 0x8004_6601;
 /// `FS_VERITY_FL` in the GETFLAGS word.
 pub const FS_VERITY_FL: u32 = 0x0010_0000;
+
+/// `FUSE_IOCTL_UNRESTRICTED` in `fuse_ioctl_in.flags`.
+pub const FUSE_IOCTL_UNRESTRICTED: u32 = 1 << 1;
 
 /// Size of `struct fsverity_digest`'s header (`le16 alg`, `le16 size`).
 const DIGEST_HEADER: usize = 4;
@@ -66,6 +71,9 @@ pub(crate) fn handle_ioctl<'a>(
     input: &[u8],
     target: IoctlTarget<'a>,
 ) -> io::Result<IoctlData<'a>> {
+    if req.flags & FUSE_IOCTL_UNRESTRICTED != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
     match req.cmd {
         FS_IOC_MEASURE_VERITY => measure(req, input, target),
         FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => {
@@ -207,5 +215,24 @@ mod tests {
             result(handle_ioctl(req(FS_IOC_ENABLE_VERITY, 0), &[0; 128], t)),
             (-libc::EROFS, None)
         );
+    }
+
+    #[test]
+    fn unrestricted_ioctls_are_eperm() {
+        let reply = [1u8, 0, 32, 0];
+        let t = IoctlTarget {
+            measure: Some(&reply),
+        };
+        for cmd in [FS_IOC_MEASURE_VERITY, FS_IOC_GETFLAGS, 0x1234] {
+            let r = IoctlRequest {
+                cmd,
+                flags: FUSE_IOCTL_UNRESTRICTED,
+                out_size: 36,
+            };
+            let errno = handle_ioctl(r, &[0; 36], t)
+                .err()
+                .and_then(|e| e.raw_os_error());
+            assert_eq!(errno, Some(libc::EPERM), "cmd {cmd:#x}");
+        }
     }
 }

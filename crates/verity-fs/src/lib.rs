@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod binding;
+mod budget;
 mod config;
 mod errno;
 mod init;
@@ -28,6 +29,7 @@ mod listing;
 mod names;
 mod open_flags;
 pub mod ratelimit;
+mod size_caps;
 mod tree_store;
 mod trees;
 mod verified_read;
@@ -35,14 +37,16 @@ mod verity;
 mod verity_fs;
 mod xattr;
 
+pub use budget::{FsLimits, FD_RESERVE_BASE, FD_RESERVE_PER_THREAD};
 pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsConfigError};
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
 pub use ioctl::{
     FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY,
-    FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL,
+    FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL, FUSE_IOCTL_UNRESTRICTED,
 };
 pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
+pub use size_caps::{MAX_IO_SIZE, MAX_XATTR_SIZE};
 pub use tree_store::TreeStore;
 pub use verity::{UnlistedPolicy, VerifyMode, Verity, VerityOptions};
 pub use verity_fs::VerityFs;

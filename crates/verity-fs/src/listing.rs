@@ -15,6 +15,19 @@ fn eio() -> io::Error {
     io::Error::from_raw_os_error(libc::EIO)
 }
 
+/// `e` without a node id (and without attribute caching): the guest lists the name and
+/// looks it up itself when it needs it.
+pub(crate) fn blank(e: &Entry) -> Entry {
+    Entry {
+        inode: 0,
+        generation: 0,
+        attr: e.attr,
+        attr_flags: 0,
+        attr_timeout: Duration::ZERO,
+        entry_timeout: Duration::ZERO,
+    }
+}
+
 /// READDIR: names the manifest does not list are skipped (deny mode).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn readdir<F: FileSystem<Inode = u64, Handle = u64>>(
@@ -91,15 +104,7 @@ pub(crate) fn readdirplus<F: FileSystem<Inode = u64, Handle = u64>>(
                     // The name is shown without attributes (node id 0): the guest's own
                     // LOOKUP then gets the error.
                     drop_refs.push(e.inode);
-                    let blank = Entry {
-                        inode: 0,
-                        generation: 0,
-                        attr: e.attr,
-                        attr_flags: 0,
-                        attr_timeout: Duration::ZERO,
-                        entry_timeout: Duration::ZERO,
-                    };
-                    let n = add_entry(d, blank)?;
+                    let n = add_entry(d, blank(&e))?;
                     if n == 0 {
                         // A full buffer: the inner layer drops its own reference and the
                         // entry comes again in the next READDIRPLUS.

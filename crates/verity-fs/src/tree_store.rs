@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 /// The tree store, open for reading.
 #[derive(Debug)]
@@ -40,13 +40,21 @@ impl TreeStore {
     }
 
     /// Opens the entry at `relative` (e.g. `sha256/HEX`) for reading.
+    ///
+    /// The path is resolved beneath the store directory without following any symlink or
+    /// `/proc` magic link (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+    /// RESOLVE_NO_MAGICLINKS`; `ELOOP` or `EXDEV` otherwise). On kernels without `openat2`
+    /// (before 5.6) only the last component is opened with `O_NOFOLLOW`.
     pub fn open_entry(&self, relative: &Path) -> io::Result<File> {
-        let fd = rustix::fs::openat(
-            &self.dir,
-            relative,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let fd = match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::NOSYS) => {
+                rustix::fs::openat(&self.dir, relative, flags, Mode::empty())?
+            }
+            res => res?,
+        };
         Ok(File::from(fd))
     }
 }
@@ -81,5 +89,25 @@ mod tests {
         );
         std::fs::remove_dir_all(moved).unwrap();
         assert!(TreeStore::open(Path::new("/nonexistent-store")).is_err());
+    }
+
+    #[test]
+    fn entries_never_leave_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        std::fs::create_dir_all(store_dir.join("sha256")).unwrap();
+        std::fs::write(dir.path().join("outside"), b"not a tree").unwrap();
+        std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+        std::fs::write(dir.path().join("elsewhere/ab"), b"not a tree").unwrap();
+        std::os::unix::fs::symlink("../../outside", store_dir.join("sha256/ab")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", store_dir.join("sha512")).unwrap();
+        let store = TreeStore::open(&store_dir).unwrap();
+        for rel in ["sha256/ab", "sha512/ab", "../outside", "/etc/passwd"] {
+            let err = store.open_entry(Path::new(rel)).unwrap_err();
+            assert!(
+                matches!(err.raw_os_error(), Some(libc::ELOOP) | Some(libc::EXDEV)),
+                "{rel}: {err}"
+            );
+        }
     }
 }

@@ -15,6 +15,9 @@
 //! path (`lookup`, `readdirplus`, `forget`), hides unlisted names, checks opens, verifies every
 //! read block by block, and answers the digest ioctls and xattrs (see [`crate::Verity`]).
 //!
+//! Every inode and handle the guest holds is counted against [`FsLimits`] (see
+//! [`crate::budget`]), and guest-chosen sizes are capped ([`crate::size_caps`]).
+//!
 //! fuse-backend-rs 0.14 has no trait method for COPY_FILE_RANGE or TMPFILE: the daemon answers
 //! those with `EROFS` before the server sees them.
 
@@ -31,12 +34,14 @@ use fuse_backend_rs::api::filesystem::{
 use fuse_backend_rs::transport::FsCacheReqHandler;
 
 use crate::binding::Bound;
+use crate::budget::{Budget, FsLimits};
 use crate::errno::{enosys, erofs, replace_enosys};
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::size_caps::{check_io_size, check_xattr_size};
 use crate::verified_read::{verified_read, InnerFile};
 use crate::verity::{show, Verity, ROOT_INODE};
 use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
@@ -52,6 +57,7 @@ pub struct VerityFs<F> {
     inner: F,
     readdirplus: bool,
     verity: Option<Verity>,
+    budget: Budget,
 }
 
 fn eio() -> io::Error {
@@ -66,6 +72,7 @@ impl<F> VerityFs<F> {
             inner,
             readdirplus,
             verity: None,
+            budget: Budget::default(),
         }
     }
 
@@ -75,7 +82,29 @@ impl<F> VerityFs<F> {
             inner,
             readdirplus,
             verity: Some(verity),
+            budget: Budget::default(),
         }
+    }
+
+    /// Sets the guest's inode and open-file budgets (unlimited by default).
+    pub fn with_limits(mut self, limits: FsLimits) -> Self {
+        self.budget = Budget::new(limits);
+        self
+    }
+
+    /// The guest's budgets.
+    pub fn limits(&self) -> FsLimits {
+        self.budget.limits()
+    }
+
+    /// Inodes the guest holds now (counted only when [`FsLimits::max_inodes`] is set).
+    pub fn live_inodes(&self) -> usize {
+        self.budget.live_inodes()
+    }
+
+    /// Files and directories the guest holds open now.
+    pub fn open_handles(&self) -> usize {
+        self.budget.open_handles()
     }
 
     /// The verification state, when serving a manifest.
@@ -121,6 +150,45 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
         Ok(())
     }
 
+    /// OPEN once a handle slot is taken: forwarded, and checked against the manifest.
+    fn open_counted(
+        &self,
+        ctx: &Context,
+        inode: u64,
+        flags: u32,
+        fuse_flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let Some(v) = &self.verity else {
+            return self.inner.open(ctx, inode, flags, fuse_flags);
+        };
+        if v.bindings.bound(inode).is_none() {
+            return Err(eio());
+        }
+        let opened = self.inner.open(ctx, inode, flags, fuse_flags)?;
+        let Some(handle) = opened.0 else {
+            // Without a handle there is nothing to verify reads with.
+            return Err(eio());
+        };
+        if let Err(e) = self.check_open(v, ctx, inode, handle) {
+            let _ = self
+                .inner
+                .release(ctx, inode, flags, handle, false, false, None);
+            return Err(e);
+        }
+        Ok(opened)
+    }
+
+    /// Counts a lookup reference the inner filesystem just handed out; over budget the
+    /// reference is dropped again and the guest gets `ENFILE`.
+    fn admit_inode(&self, ctx: &Context, inode: u64) -> io::Result<()> {
+        if inode == 0 || inode == ROOT_INODE {
+            return Ok(());
+        }
+        self.budget
+            .admit_inode(inode)
+            .inspect_err(|_| self.inner.forget(ctx, inode, 1))
+    }
+
     /// Binds an inode the inner filesystem just returned, or drops it again.
     fn accept_entry(
         &self,
@@ -161,6 +229,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     }
 
     fn destroy(&self) {
+        self.budget.clear();
         if let Some(v) = &self.verity {
             v.bindings.clear();
         }
@@ -172,7 +241,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     fn lookup(&self, ctx: &Context, parent: Self::Inode, name: &CStr) -> io::Result<Entry> {
         check_name(name)?;
         let Some(v) = &self.verity else {
-            return self.inner.lookup(ctx, parent, name);
+            let entry = self.inner.lookup(ctx, parent, name)?;
+            self.admit_inode(ctx, entry.inode)?;
+            return Ok(entry);
         };
         // Unlisted names are refused before the host is asked.
         let (path, bound) = v.resolve(parent, name.to_bytes())?;
@@ -180,10 +251,14 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         if entry.inode == 0 {
             return Ok(entry);
         }
+        self.admit_inode(ctx, entry.inode)?;
+        let inode = entry.inode;
         self.accept_entry(v, ctx, &path, bound, entry)
+            .inspect_err(|_| self.budget.forget_inode(inode, 1))
     }
 
     fn forget(&self, ctx: &Context, inode: Self::Inode, count: u64) {
+        self.budget.forget_inode(inode, count);
         if let Some(v) = &self.verity {
             v.bindings.forget(inode, count);
         }
@@ -191,6 +266,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     }
 
     fn batch_forget(&self, ctx: &Context, requests: Vec<(Self::Inode, u64)>) {
+        for &(inode, count) in &requests {
+            self.budget.forget_inode(inode, count);
+        }
         if let Some(v) = &self.verity {
             for &(inode, count) in &requests {
                 v.bindings.forget(inode, count);
@@ -259,24 +337,13 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         fuse_flags: u32,
     ) -> io::Result<(Option<Self::Handle>, OpenOptions, Option<u32>)> {
         let flags = check_open_flags(flags)?;
-        let Some(v) = &self.verity else {
-            return self.inner.open(ctx, inode, flags, fuse_flags);
-        };
-        if v.bindings.bound(inode).is_none() {
-            return Err(eio());
+        self.budget.take_handle()?;
+        let opened = self.open_counted(ctx, inode, flags, fuse_flags);
+        // No handle (or none on error): nothing will be released later.
+        if !matches!(opened, Ok((Some(_), _, _))) {
+            self.budget.release_handle();
         }
-        let opened = self.inner.open(ctx, inode, flags, fuse_flags)?;
-        let Some(handle) = opened.0 else {
-            // Without a handle there is nothing to verify reads with.
-            return Err(eio());
-        };
-        if let Err(e) = self.check_open(v, ctx, inode, handle) {
-            let _ = self
-                .inner
-                .release(ctx, inode, flags, handle, false, false, None);
-            return Err(e);
-        }
-        Ok(opened)
+        opened
     }
 
     fn create(
@@ -315,7 +382,12 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         flags: u32,
     ) -> io::Result<(Option<Self::Handle>, OpenOptions)> {
         let flags = check_open_flags(flags)?;
-        self.inner.opendir(ctx, inode, flags)
+        self.budget.take_handle()?;
+        let opened = self.inner.opendir(ctx, inode, flags);
+        if !matches!(opened, Ok((Some(_), _))) {
+            self.budget.release_handle();
+        }
+        opened
     }
 
     // ---- forwarded: data and directory reads ----------------------------------------------
@@ -331,6 +403,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         lock_owner: Option<u64>,
         flags: u32,
     ) -> io::Result<usize> {
+        check_io_size(size)?;
         let Some(v) = &self.verity else {
             return self
                 .inner
@@ -386,6 +459,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
     ) -> io::Result<()> {
+        check_io_size(size)?;
         let Some(v) = &self.verity else {
             return self
                 .inner
@@ -403,12 +477,50 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         offset: u64,
         add_entry: &mut dyn FnMut(DirEntry, Entry) -> io::Result<usize>,
     ) -> io::Result<()> {
-        let Some(v) = &self.verity else {
-            return self
-                .inner
-                .readdirplus(ctx, inode, handle, size, offset, add_entry);
+        check_io_size(size)?;
+        // Every entry delivered with a node id is a lookup reference, counted like LOOKUP's;
+        // over budget it goes out without one (node id 0), as the guest kernel allows.
+        let mut refused: Vec<u64> = Vec::new();
+        let mut budgeted = |d: DirEntry, e: Entry| -> io::Result<usize> {
+            if e.inode == 0 || e.inode == ROOT_INODE {
+                return add_entry(d, e);
+            }
+            if self.budget.admit_inode(e.inode).is_err() {
+                let n = add_entry(d, listing::blank(&e))?;
+                if n > 0 {
+                    // The layers below count this entry as delivered: undo that afterwards.
+                    refused.push(e.inode);
+                }
+                return Ok(n);
+            }
+            let added = add_entry(d, e);
+            if !matches!(added, Ok(n) if n > 0) {
+                self.budget.forget_inode(e.inode, 1);
+            }
+            added
         };
-        listing::readdirplus(&self.inner, v, ctx, inode, handle, size, offset, add_entry)
+        let res = match &self.verity {
+            None => self
+                .inner
+                .readdirplus(ctx, inode, handle, size, offset, &mut budgeted),
+            Some(v) => listing::readdirplus(
+                &self.inner,
+                v,
+                ctx,
+                inode,
+                handle,
+                size,
+                offset,
+                &mut budgeted,
+            ),
+        };
+        for ino in refused {
+            if let Some(v) = &self.verity {
+                v.bindings.forget(ino, 1);
+            }
+            self.inner.forget(ctx, ino, 1);
+        }
+        res
     }
 
     fn lseek(
@@ -478,6 +590,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     ) -> io::Result<()> {
         self.inner
             .release(ctx, inode, flags, handle, flush, flock_release, lock_owner)
+            .inspect(|()| self.budget.release_handle())
     }
 
     fn fsyncdir(
@@ -497,7 +610,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         flags: u32,
         handle: Self::Handle,
     ) -> io::Result<()> {
-        self.inner.releasedir(ctx, inode, flags, handle)
+        self.inner
+            .releasedir(ctx, inode, flags, handle)
+            .inspect(|()| self.budget.release_handle())
     }
 
     fn getlk(
@@ -553,6 +668,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         name: &CStr,
         size: u32,
     ) -> io::Result<GetxattrReply> {
+        check_xattr_size(size)?;
         if is_reserved(name.to_bytes()) {
             // Ours or nothing: host xattrs under this prefix are never passed through.
             let ours = self
@@ -578,6 +694,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         inode: Self::Inode,
         size: u32,
     ) -> io::Result<ListxattrReply> {
+        check_xattr_size(size)?;
         let ours = self
             .verity
             .as_ref()

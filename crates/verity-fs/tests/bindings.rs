@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! `VerityFs` with a manifest over a real `PassthroughFs`: bindings follow the
-//! guest's lookup references (FORGET, BATCH_FORGET, DESTROY drop them), and
-//! CREATE of an existing name goes through the same checks as LOOKUP.
+//! guest's lookup references (FORGET, BATCH_FORGET, DESTROY drop them, a lookup
+//! over the inode budget makes none), and CREATE of an existing name goes through
+//! the same checks as LOOKUP.
 
 use std::ffi::CString;
 use std::fs;
@@ -11,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use fuse_backend_rs::abi::fuse_abi::CreateIn;
 use fuse_backend_rs::api::filesystem::{Context, FileSystem, FsOptions, ROOT_ID};
 use fuse_backend_rs::passthrough::PassthroughFs;
-use verity_fs::{new_passthrough, CacheMode, FsConfig, Verity, VerityFs, VerityOptions};
+use verity_fs::{new_passthrough, CacheMode, FsConfig, FsLimits, Verity, VerityFs, VerityOptions};
 use verity_manifest::{Entry, EntryKind, Manifest};
 use verity_merkle::{build_from_bytes, MerkleParams};
 
@@ -34,33 +35,39 @@ fn entry(path: &str, meta: &fs::Metadata, kind: EntryKind) -> Entry {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(&["file"], FsLimits::UNLIMITED)
+}
+
+/// A share of `files` (each holding `CONTENT`), all listed, served with `limits`.
+fn fixture_with(files: &[&str], limits: FsLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = fs::canonicalize(dir.path()).unwrap();
-    fs::write(root.join("file"), CONTENT).unwrap();
     let params = MerkleParams::default();
     let digest = build_from_bytes(params.clone(), CONTENT).unwrap().digest();
-    let manifest = Manifest::new(
-        params,
-        vec![
-            entry("/", &fs::metadata(&root).unwrap(), EntryKind::Directory),
-            entry(
-                "/file",
-                &fs::metadata(root.join("file")).unwrap(),
-                EntryKind::File {
-                    size: CONTENT.len() as u64,
-                    digest,
-                },
-            ),
-        ],
-    )
-    .unwrap();
+    let mut entries = vec![entry(
+        "/",
+        &fs::metadata(&root).unwrap(),
+        EntryKind::Directory,
+    )];
+    for name in files {
+        fs::write(root.join(name), CONTENT).unwrap();
+        entries.push(entry(
+            &format!("/{name}"),
+            &fs::metadata(root.join(name)).unwrap(),
+            EntryKind::File {
+                size: CONTENT.len() as u64,
+                digest,
+            },
+        ));
+    }
+    let manifest = Manifest::new(params, entries).unwrap();
     let cfg = FsConfig {
         shared_dir: root,
         cache: CacheMode::Auto,
         xattr: false,
     };
     let verity = Verity::new(manifest, VerityOptions::default());
-    let fs = VerityFs::verified(new_passthrough(&cfg).unwrap(), true, verity);
+    let fs = VerityFs::verified(new_passthrough(&cfg).unwrap(), true, verity).with_limits(limits);
     fs.init(FsOptions::all()).unwrap();
     Fixture {
         _dir: dir,
@@ -120,4 +127,28 @@ fn create_of_an_existing_name_is_checked_like_lookup() {
         errno(f.fs.create(&f.ctx, ROOT_ID, &unlisted, args)),
         Some(libc::EROFS)
     );
+}
+
+#[test]
+fn a_lookup_over_the_inode_budget_leaves_no_binding() {
+    let f = fixture_with(
+        &["a", "b"],
+        FsLimits {
+            max_inodes: 1,
+            max_handles: 4,
+        },
+    );
+    let (a, b) = (CString::new("a").unwrap(), CString::new("b").unwrap());
+    let ia = f.fs.lookup(&f.ctx, ROOT_ID, &a).unwrap().inode;
+    assert_eq!(errno(f.fs.lookup(&f.ctx, ROOT_ID, &b)), Some(libc::ENFILE));
+    assert_eq!(f.fs.live_inodes(), 1);
+    // The refused inode was neither kept by the inner filesystem nor bound: once `a` is
+    // forgotten, `b` is looked up, bound and opened normally.
+    f.fs.forget(&f.ctx, ia, 1);
+    assert_eq!(errno(open(&f, ia)), Some(libc::EIO));
+    let ib = f.fs.lookup(&f.ctx, ROOT_ID, &b).unwrap().inode;
+    let h = open(&f, ib).unwrap();
+    f.fs.release(&f.ctx, ib, 0, h, false, false, None).unwrap();
+    assert_eq!(f.fs.live_inodes(), 1);
+    assert_eq!(f.fs.open_handles(), 0);
 }

@@ -235,12 +235,15 @@ impl<S: TreeSource> Verifier<S> {
         if let Some(b) = self.cache.get(self.tree_id, tree_block) {
             return Ok(b);
         }
-        let mut buf = vec![0u8; self.geometry.block_size() as usize];
+        // Read straight into the block the cache will hold: one allocation, no copy.
+        let mut block: Arc<[u8]> =
+            std::iter::repeat_n(0u8, self.geometry.block_size() as usize).collect();
+        let buf = Arc::get_mut(&mut block).expect("a new Arc has no other owner");
         self.source
-            .read_tree_block(tree_block, &mut buf)
+            .read_tree_block(tree_block, buf)
             .map_err(|source| VerifyError::TreeSource { tree_block, source })?;
         let d = self.digest_size;
-        let hash = self.hasher.hash_block(&buf);
+        let hash = self.hasher.hash_block(buf);
         let ok = if level + 1 == self.geometry.levels() {
             hash[..d] == self.root[..d]
         } else {
@@ -251,7 +254,7 @@ impl<S: TreeSource> Verifier<S> {
         if !ok {
             return Err(VerifyError::TreeMismatch { level, tree_block });
         }
-        Ok(self.cache.insert(self.tree_id, tree_block, Arc::from(buf)))
+        Ok(self.cache.insert(self.tree_id, tree_block, block))
     }
 }
 

@@ -7,9 +7,15 @@
 //! as a TCG `EV_EVENT_TAG` tagged event with id `AAEL`; the register is
 //! extended with the hash of that tagged event. It can go to TDX RTMR3
 //! (Linux 6.16+ sysfs), a vTPM PCR (tpm2-tools), an AAEL file, and/or stdout.
+//!
+//! The tool keeps its own TCG2 event log. Before touching a register it reads
+//! the log back: an event already in the log for that register is not
+//! recorded twice, and for an RTMR the log is replayed (`new = SHA-384(old ||
+//! digest)` from zero) and compared with the register, so an extend the log
+//! does not know about is reported and nothing is extended.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,8 +32,12 @@ pub const EVENT_OPERATION: &str = "VirtiofsManifest";
 const EV_EVENT_TAG: u32 = 0x6;
 /// Tagged-event id, ASCII `AAEL`.
 const AAEL_TAGGED_EVENT_ID: u32 = 0x4141_454c;
+/// TCG algorithm id of SHA-256.
+const TPM_ALG_SHA256: u16 = 0x000b;
 /// TCG algorithm id of SHA-384.
 const TPM_ALG_SHA384: u16 = 0x000c;
+/// Size of an RTMR (SHA-384).
+const RTMR_SIZE: usize = 48;
 /// Where Linux 6.16+ exposes the TDX measurement registers.
 const TDX_MEASUREMENTS: &str = "/sys/class/misc/tdx_guest/measurements";
 
@@ -40,8 +50,9 @@ pub struct AttestArgs {
     /// The virtio-fs tag of the share, recorded in the event.
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
-    /// Extend this TDX runtime measurement register (3 is the one for runtime use).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
+    /// Extend this TDX runtime measurement register (3 is the one for runtime use);
+    /// needs --aa-eventlog, which is replayed against the register first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3), requires = "aa_eventlog")]
     rtmr: Option<u8>,
     /// Extend this vTPM PCR with the event's SHA-256 (23 is for applications).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=23))]
@@ -87,6 +98,39 @@ pub enum AttestError {
     /// tpm2_pcrextend failed.
     #[error("tpm2_pcrextend failed: {0}")]
     ExtendPcr(String),
+    /// Reading the register failed, or it is not 48 bytes.
+    #[error("cannot read the current value of {path} (expected {RTMR_SIZE} bytes)")]
+    ReadRtmr {
+        /// The register file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The event log cannot be read or is not a log this tool writes.
+    #[error("the event log '{path}' cannot be replayed: {reason}")]
+    BadEventLog {
+        /// The log.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The register holds something other than the replay of the log.
+    #[error(
+        "the event log '{log}' does not replay to {register}: the log gives {replayed}, the \
+         register holds {current}; something else extended the register or the log is \
+         incomplete, so nothing was recorded (give each register one writer with one log)"
+    )]
+    ReplayMismatch {
+        /// The log.
+        log: PathBuf,
+        /// The register file.
+        register: PathBuf,
+        /// Hex of the replayed value.
+        replayed: String,
+        /// Hex of the register's value.
+        current: String,
+    },
     /// Writing the event log failed.
     #[error("cannot append to the event log '{path}'")]
     EventLog {
@@ -171,6 +215,149 @@ impl Event {
     }
 }
 
+/// One entry of a TCG2 event log as this tool writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Measurement register index.
+    pub mr: u32,
+    /// The SHA-384 digest the register was extended with, if the entry has one.
+    pub sha384: Option<[u8; RTMR_SIZE]>,
+    /// The event data (the tagged event).
+    pub data: Vec<u8>,
+}
+
+/// Takes `n` bytes off the front of `b`.
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+    if b.len() < n {
+        return Err("an entry is cut short".to_owned());
+    }
+    let (head, rest) = b.split_at(n);
+    *b = rest;
+    Ok(head)
+}
+
+fn take_u32(b: &mut &[u8]) -> Result<u32, String> {
+    let v = take(b, 4)?;
+    Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+}
+
+/// Parses a log of TCG2 crypto-agile entries (SHA-256 and SHA-384 digests).
+/// Every SHA-384 digest must be the hash of its entry's data: the replay uses
+/// only what the data proves.
+pub fn parse_log(mut b: &[u8]) -> Result<Vec<LogEntry>, String> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let mr = take_u32(&mut b)?;
+        let _event_type = take_u32(&mut b)?;
+        let count = take_u32(&mut b)?;
+        let mut sha384: Option<[u8; RTMR_SIZE]> = None;
+        for _ in 0..count {
+            let alg = take(&mut b, 2)?;
+            match u16::from_le_bytes([alg[0], alg[1]]) {
+                TPM_ALG_SHA256 => {
+                    take(&mut b, 32)?;
+                }
+                TPM_ALG_SHA384 => {
+                    let d = take(&mut b, RTMR_SIZE)?;
+                    sha384 = Some(d.try_into().expect("48 bytes"));
+                }
+                other => {
+                    return Err(format!(
+                        "entry {} has unknown digest algorithm {other:#06x}",
+                        out.len()
+                    ))
+                }
+            }
+        }
+        let len = take_u32(&mut b)? as usize;
+        let data = take(&mut b, len)?.to_vec();
+        if let Some(d) = sha384 {
+            if Sha384::digest(&data)[..] != d[..] {
+                return Err(format!(
+                    "entry {}: its SHA-384 digest is not the hash of its data",
+                    out.len()
+                ));
+            }
+        }
+        out.push(LogEntry { mr, sha384, data });
+    }
+    Ok(out)
+}
+
+/// The value an RTMR reaches from zero after the log's SHA-384 extends of register `mr`.
+pub fn replay_rtmr(entries: &[LogEntry], mr: u32) -> Result<[u8; RTMR_SIZE], String> {
+    let mut value = [0u8; RTMR_SIZE];
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.mr == mr) {
+        let d = e
+            .sha384
+            .ok_or_else(|| format!("entry {i} for register {mr} has no SHA-384 digest"))?;
+        let mut h = Sha384::new();
+        h.update(value);
+        h.update(d);
+        value = h.finalize().into();
+    }
+    Ok(value)
+}
+
+fn read_log(path: &Path) -> Result<Vec<LogEntry>, AttestError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(AttestError::BadEventLog {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    parse_log(&bytes).map_err(|reason| AttestError::BadEventLog {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Checks that the log replays to the current value of RTMR `index`.
+fn check_rtmr_replay(
+    dir: &Path,
+    index: u8,
+    log: &Path,
+    entries: &[LogEntry],
+) -> Result<(), AttestError> {
+    if !dir.is_dir() {
+        return Err(AttestError::NoTdx(dir.to_owned()));
+    }
+    let register = dir.join(format!("rtmr{index}:sha384"));
+    let current = fs::read(&register)
+        .and_then(|v| {
+            if v.len() == RTMR_SIZE {
+                Ok(v)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("read {} bytes", v.len()),
+                ))
+            }
+        })
+        .map_err(|source| AttestError::ReadRtmr {
+            path: register.clone(),
+            source,
+        })?;
+    let replayed =
+        replay_rtmr(entries, u32::from(index) + 1).map_err(|reason| AttestError::BadEventLog {
+            path: log.to_owned(),
+            reason,
+        })?;
+    if current[..] != replayed[..] {
+        return Err(AttestError::ReplayMismatch {
+            log: log.to_owned(),
+            register,
+            replayed: hex::encode(replayed),
+            current: hex::encode(current),
+        });
+    }
+    Ok(())
+}
+
 /// Parses `sha256:HEX` or bare SHA-256 hex.
 pub fn parse_manifest_digest(s: &str) -> Result<FileDigest, AttestError> {
     let parsed = if s.contains(':') {
@@ -231,6 +418,41 @@ pub fn run(args: &AttestArgs) -> Result<(), AttestError> {
         .map(|r| u32::from(r) + 1)
         .or(args.pcr.map(u32::from))
         .unwrap_or(4);
+    // The log is read (and for an RTMR replayed) before anything is recorded.
+    let entries = match &args.aa_eventlog {
+        Some(path) => read_log(path)?,
+        None => Vec::new(),
+    };
+    if let (Some(r), Some(log)) = (args.rtmr, &args.aa_eventlog) {
+        check_rtmr_replay(&args.tdx_measurements_dir, r, log, &entries)?;
+    }
+    let tagged = event.tagged();
+    let recorded = entries.iter().any(|e| e.mr == mr && e.data == tagged);
+    if recorded {
+        eprintln!(
+            "verityctl: this event is already in the event log for register {mr}; \
+             not recording it again"
+        );
+    } else {
+        record(args, &event, mr)?;
+    }
+    if args.print {
+        let out = serde_json::json!({
+            "domain": EVENT_DOMAIN,
+            "operation": EVENT_OPERATION,
+            "content": event.content,
+            "aael": event.text(),
+            "register": mr,
+            "sha384": hex::encode(event.sha384()),
+            "sha256": hex::encode(event.sha256()),
+        });
+        let _ = writeln!(io::stdout().lock(), "{out}");
+    }
+    Ok(())
+}
+
+/// Appends the event to the log, then extends the registers.
+fn record(args: &AttestArgs, event: &Event, mr: u32) -> Result<(), AttestError> {
     if let Some(path) = &args.aa_eventlog {
         let r = OpenOptions::new()
             .create(true)
@@ -247,18 +469,6 @@ pub fn run(args: &AttestArgs) -> Result<(), AttestError> {
     }
     if let Some(p) = args.pcr {
         extend_pcr(p, &event.sha256())?;
-    }
-    if args.print {
-        let out = serde_json::json!({
-            "domain": EVENT_DOMAIN,
-            "operation": EVENT_OPERATION,
-            "content": event.content,
-            "aael": event.text(),
-            "register": mr,
-            "sha384": hex::encode(event.sha384()),
-            "sha256": hex::encode(event.sha256()),
-        });
-        let _ = writeln!(io::stdout().lock(), "{out}");
     }
     Ok(())
 }
@@ -291,6 +501,41 @@ mod tests {
         assert_eq!(&entry[12..14], &[0x0c, 0]);
         assert_eq!(&entry[14..62], &e.sha384());
         assert_eq!(&entry[66..], &t[..]);
+    }
+
+    #[test]
+    fn log_parses_back_and_replays() {
+        let a = Event::new(&D.parse().unwrap(), Some("a"));
+        let b = Event::new(&D.parse().unwrap(), Some("b"));
+        let mut log = a.tcg2_entry(4);
+        log.extend(b.tcg2_entry(24));
+        log.extend(b.tcg2_entry(4));
+        let entries = parse_log(&log).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!((entries[1].mr, &entries[1].data), (24, &b.tagged()));
+        let step = |v: [u8; 48], d: [u8; 48]| -> [u8; 48] {
+            let mut x = v.to_vec();
+            x.extend_from_slice(&d);
+            Sha384::digest(&x).into()
+        };
+        let want = step(step([0; 48], a.sha384()), b.sha384());
+        assert_eq!(replay_rtmr(&entries, 4).unwrap(), want);
+        assert_eq!(
+            replay_rtmr(&entries, 24).unwrap(),
+            step([0; 48], b.sha384())
+        );
+        assert_eq!(replay_rtmr(&entries, 2).unwrap(), [0; 48]);
+        assert!(parse_log(&[]).unwrap().is_empty());
+        // Cut anywhere inside an entry: refused.
+        for cut in [3, 20, 70, log.len() - 1] {
+            assert!(parse_log(&log[..cut]).is_err(), "cut at {cut}");
+        }
+        // An unknown digest algorithm: refused.
+        let mut odd = a.tcg2_entry(4);
+        odd[12] = 0x12;
+        assert!(parse_log(&odd)
+            .unwrap_err()
+            .contains("unknown digest algorithm"));
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //!   READDIR, xattrs, IOCTL, every mutation, raw opcodes).
 //! - [`watchdog`]: the deadline that bounds blocking control-plane calls.
 //! - [`process`]: spawning the daemon binary with a private socket path.
+//! - [`raw_control`]: raw vhost-user control messages (malformed framing,
+//!   wrong file descriptors, hang-ups) for control-plane abuse tests.
 //!
 //! Specifications: virtio 1.2 §2.7 (split virtqueues) and §5.11 (file system
 //! device); the vhost-user protocol in QEMU's `docs/interop/vhost-user.rst`;
@@ -51,6 +53,7 @@ pub mod fuse_wire;
 pub mod harness;
 pub mod memory;
 pub mod process;
+pub mod raw_control;
 pub mod virtqueue;
 pub mod watchdog;
 
