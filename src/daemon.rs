@@ -134,7 +134,7 @@ fn is_disconnect(e: &DaemonError) -> bool {
 }
 
 /// Runs the daemon until the frontend disconnects.
-pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
+pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
     // Block termination signals before any thread exists, so all threads inherit the mask
     // and only the signal thread receives them.
     let signals = TerminationSignals::block().map_err(Error::Signals)?;
@@ -164,7 +164,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
     seccomp::install(cfg.seccomp, !socket.cleanup_paths().is_empty())?;
     spawn_signal_thread(signals, socket.cleanup_paths())?;
 
-    let fs = match &cfg.verity {
+    let fs = match cfg.verity.take() {
         Some(v) => {
             log::info!(
                 "verifying every read against manifest {} ({}, {} entries, {} mode, unlisted names {})",
@@ -174,7 +174,10 @@ pub fn run(cfg: DaemonConfig) -> Result<(), Error> {
                 if v.options.mode == VerifyMode::Audit { "AUDIT" } else { "enforce" },
                 if v.options.unlisted == UnlistedPolicy::Allow { "served UNVERIFIED" } else { "denied" },
             );
-            let verity = Verity::new(Manifest::clone(&v.manifest), v.options.clone());
+            // The configuration's copy is the only one: move it, never copy
+            // a manifest of maybe millions of entries.
+            let manifest = Arc::try_unwrap(v.manifest).unwrap_or_else(|m| Manifest::clone(&m));
+            let verity = Verity::new(manifest, v.options);
             VerityFs::verified(inner, cfg.fs.cache.readdirplus(), verity).with_limits(limits)
         }
         None => {

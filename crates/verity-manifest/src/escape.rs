@@ -6,18 +6,33 @@
 //! lowercase hex digits. The encoding is canonical: each byte string has
 //! exactly one form, and decoding rejects any other.
 
+/// True for a byte that stands for itself in the escaped form.
+fn is_plain(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'%'
+}
+
 /// Escapes raw bytes.
 pub fn escape_bytes(raw: &[u8]) -> String {
-    let mut out = String::with_capacity(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    escape_into(raw, &mut out);
+    // Only ASCII is ever written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the escaped form of `raw` to `out`.
+pub(crate) fn escape_into(raw: &[u8], out: &mut Vec<u8>) {
+    if raw.iter().all(|&b| is_plain(b)) {
+        out.extend_from_slice(raw);
+        return;
+    }
     for &b in raw {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
-            out.push(char::from(b));
+        if is_plain(b) {
+            out.push(b);
         } else {
-            out.push('%');
-            out.push_str(&hex::encode([b]));
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
-    out
 }
 
 /// Decodes an escaped string; `None` unless it is the canonical form.
@@ -32,7 +47,7 @@ pub fn unescape_bytes(s: &str) -> Option<Vec<u8>> {
                 return None;
             }
             let byte = hex::decode(hexpart).ok()?[0];
-            if (0x21..=0x7e).contains(&byte) && byte != b'%' {
+            if is_plain(byte) {
                 return None;
             }
             out.push(byte);

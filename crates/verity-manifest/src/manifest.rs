@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! Encoding, strict decoding and lookup of a manifest (`docs/manifest.md`).
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use sha2::{Digest, Sha256};
 use verity_merkle::{FileDigest, HashAlgorithm, MerkleParams};
 
 use crate::entry::{is_normal_path, parent_of, Entry, EntryKind};
-use crate::escape::{escape_bytes, unescape_bytes};
+use crate::escape::{escape_bytes, escape_into, unescape_bytes};
 
 /// First line of every manifest; the number is the format version.
 pub const FORMAT_HEADER: &str = "verityfsd-manifest 1";
@@ -50,11 +49,13 @@ pub enum ManifestError {
 }
 
 /// A decoded manifest: parameters, entries sorted by path, and its digest.
+///
+/// Lookups are binary searches over the sorted entries: no index besides
+/// them, so memory grows only with the entries themselves.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     params: MerkleParams,
     entries: Vec<Entry>,
-    index: HashMap<Vec<u8>, usize>,
     digest: FileDigest,
     bytes_len: usize,
 }
@@ -68,10 +69,34 @@ fn bad(line: usize, reason: impl Into<String>) -> ManifestError {
 
 impl Manifest {
     /// Builds a manifest from entries in any order; they are sorted here.
+    ///
+    /// The entries are checked as [`Manifest::parse`] checks decoded ones
+    /// (normalised unique paths, the root, parents, digest algorithm);
+    /// permission bits are masked to `0o7777`.
     pub fn new(params: MerkleParams, mut entries: Vec<Entry>) -> Result<Self, ManifestError> {
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        for (i, e) in entries.iter_mut().enumerate() {
+            if !is_normal_path(&e.path) {
+                return Err(bad(i + 4, "path must be absolute and normalised"));
+            }
+            if e.digest()
+                .is_some_and(|d| d.algorithm() != params.algorithm())
+            {
+                return Err(ManifestError::AlgorithmMismatch(escape_bytes(&e.path)));
+            }
+            e.mode &= 0o7777;
+        }
+        if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
+            return Err(ManifestError::DuplicatePath(escape_bytes(&w[0].path)));
+        }
+        check_tree(&entries)?;
         let bytes = encode(&params, &entries);
-        Manifest::parse(&bytes)
+        Ok(Manifest {
+            digest: digest_of(&bytes),
+            bytes_len: bytes.len(),
+            params,
+            entries,
+        })
     }
 
     /// The canonical bytes of this manifest.
@@ -95,9 +120,27 @@ impl Manifest {
             .strip_prefix("entries ")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad(3, "expected \"entries N\""))?;
-        let mut entries = Vec::with_capacity(count.min(1 << 20));
+        // Each part is re-encoded and compared with the input as it is
+        // decoded: only the canonical form is accepted.
+        let mut expect = Vec::with_capacity(256);
+        encode_header(&params, count, &mut expect);
+        if !bytes.starts_with(&expect) {
+            return Err(ManifestError::NotCanonical);
+        }
+        let mut at = expect.len();
+        let mut entries: Vec<Entry> = Vec::with_capacity(count.min(bytes.len() / 16));
         for (i, line) in lines.enumerate() {
-            entries.push(parse_entry(line, i + 4, &params)?);
+            let e = parse_entry(line, i + 4, &params)?;
+            expect.clear();
+            encode_entry(&e, &mut expect);
+            if bytes.get(at..at + expect.len()) != Some(expect.as_slice()) {
+                return Err(ManifestError::NotCanonical);
+            }
+            at += expect.len();
+            if entries.last().is_some_and(|last| last.path >= e.path) {
+                return Err(ManifestError::NotCanonical);
+            }
+            entries.push(e);
         }
         if entries.len() != count {
             return Err(bad(
@@ -105,38 +148,15 @@ impl Manifest {
                 format!("says {count} entries, found {}", entries.len()),
             ));
         }
-        if entries.windows(2).any(|w| w[0].path >= w[1].path) {
+        if at != bytes.len() {
             return Err(ManifestError::NotCanonical);
         }
-        let mut index = HashMap::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            if index.insert(e.path.clone(), i).is_some() {
-                return Err(ManifestError::DuplicatePath(escape_bytes(&e.path)));
-            }
-        }
-        match entries.first() {
-            Some(e) if e.path == b"/" && e.kind == EntryKind::Directory => {}
-            _ => return Err(ManifestError::MissingRoot),
-        }
-        for e in &entries[1..] {
-            let parent = parent_of(&e.path).and_then(|p| index.get(p));
-            if !matches!(
-                parent.map(|&i| &entries[i].kind),
-                Some(EntryKind::Directory)
-            ) {
-                return Err(ManifestError::MissingParent(escape_bytes(&e.path)));
-            }
-        }
-        if encode(&params, &entries) != bytes {
-            return Err(ManifestError::NotCanonical);
-        }
-        let digest = FileDigest::new(HashAlgorithm::Sha256, &Sha256::digest(bytes))
-            .expect("SHA-256 output is 32 bytes");
+        check_tree(&entries)?;
+        entries.shrink_to_fit();
         Ok(Manifest {
             params,
             entries,
-            index,
-            digest,
+            digest: digest_of(bytes),
             bytes_len: bytes.len(),
         })
     }
@@ -163,12 +183,12 @@ impl Manifest {
 
     /// The entry at `path` (absolute, raw bytes, `/` for the root).
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
-        self.index.get(path).map(|&i| &self.entries[i])
+        self.position(path).map(|i| &self.entries[i])
     }
 
     /// Index of the entry at `path` in [`Manifest::entries`].
     pub fn position(&self, path: &[u8]) -> Option<usize> {
-        self.index.get(path).copied()
+        find(&self.entries, path)
     }
 
     /// The entry named `name` in directory `dir`.
@@ -191,6 +211,42 @@ impl Manifest {
             .take_while(move |e| e.path.starts_with(&prefix))
             .filter(move |e| e.path != b"/" && parent_of(&e.path) == Some(dir))
     }
+}
+
+/// The manifest digest of canonical bytes.
+fn digest_of(bytes: &[u8]) -> FileDigest {
+    FileDigest::new(HashAlgorithm::Sha256, &Sha256::digest(bytes))
+        .expect("SHA-256 output is 32 bytes")
+}
+
+/// Checks entries sorted by unique path: the root directory comes first and
+/// every other entry's parent is a directory entry.
+fn check_tree(entries: &[Entry]) -> Result<(), ManifestError> {
+    match entries.first() {
+        Some(e) if e.path == b"/" && e.kind == EntryKind::Directory => {}
+        _ => return Err(ManifestError::MissingRoot),
+    }
+    // The parent checked last: most entries share it with the one before.
+    let mut checked: &[u8] = b"/";
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        let parent = parent_of(&e.path).unwrap_or_default();
+        if parent == checked {
+            continue;
+        }
+        // The parent sorts before its children: search only there.
+        match find(&entries[..i], parent).map(|j| &entries[j].kind) {
+            Some(EntryKind::Directory) => checked = parent,
+            _ => return Err(ManifestError::MissingParent(escape_bytes(&e.path))),
+        }
+    }
+    Ok(())
+}
+
+/// Index of the entry at `path` in `entries` (sorted by path).
+fn find(entries: &[Entry], path: &[u8]) -> Option<usize> {
+    entries
+        .binary_search_by(|e| e.path.as_slice().cmp(path))
+        .ok()
 }
 
 /// `dir` + `/` + `name` for an absolute manifest path.
@@ -222,8 +278,15 @@ fn parse_params(line: &str, no: usize) -> Result<MerkleParams, ManifestError> {
 }
 
 fn parse_entry(line: &str, no: usize, params: &MerkleParams) -> Result<Entry, ManifestError> {
-    let f: Vec<&str> = line.split(' ').collect();
-    if f.len() != 7 {
+    let mut f = [""; 7];
+    let mut n = 0;
+    for field in line.split(' ') {
+        if let Some(slot) = f.get_mut(n) {
+            *slot = field;
+        }
+        n += 1;
+    }
+    if n != 7 {
         return Err(bad(
             no,
             "expected 7 fields: TYPE MODE UID GID SIZE VALUE PATH",
@@ -297,43 +360,62 @@ fn parse_entry(line: &str, no: usize, params: &MerkleParams) -> Result<Entry, Ma
 }
 
 fn encode(params: &MerkleParams, entries: &[Entry]) -> Vec<u8> {
-    let mut s = String::new();
+    // About 110 bytes per file entry with a SHA-256 digest and a short path.
+    let mut out = Vec::with_capacity(64 + entries.len() * 112);
+    encode_header(params, entries.len(), &mut out);
+    for e in entries {
+        encode_entry(e, &mut out);
+    }
+    out
+}
+
+/// The three header lines. Writing to a `Vec` cannot fail.
+fn encode_header(params: &MerkleParams, count: usize, out: &mut Vec<u8>) {
     let salt = if params.salt().is_empty() {
         "-".to_owned()
     } else {
         hex::encode(params.salt())
     };
-    // Writing to a String cannot fail.
-    let _ = writeln!(s, "{FORMAT_HEADER}");
-    let _ = writeln!(
-        s,
-        "params {} {} {salt}",
+    let _ = write!(
+        out,
+        "{FORMAT_HEADER}\nparams {} {} {salt}\nentries {count}\n",
         params.algorithm(),
         params.block_size()
     );
-    let _ = writeln!(s, "entries {}", entries.len());
-    for e in entries {
-        let (size, value) = match &e.kind {
-            EntryKind::Directory | EntryKind::Fifo | EntryKind::Socket => {
-                ("-".to_owned(), "-".to_owned())
-            }
-            EntryKind::File { size, digest } => (size.to_string(), digest.to_string()),
-            EntryKind::Symlink { target } => (target.len().to_string(), escape_bytes(target)),
-            EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => {
-                ("-".to_owned(), rdev.to_string())
-            }
-        };
-        let _ = writeln!(
-            s,
-            "{} {:04o} {} {} {size} {value} {}",
-            e.kind.code(),
-            e.mode & 0o7777,
-            e.uid,
-            e.gid,
-            escape_bytes(&e.path)
-        );
+}
+
+/// One entry line, `\n` included. Writing to a `Vec` cannot fail.
+fn encode_entry(e: &Entry, out: &mut Vec<u8>) {
+    let m = e.mode & 0o7777;
+    let octal = |shift: u32| b'0' + ((m >> shift) & 7) as u8;
+    // Type codes are ASCII letters.
+    out.extend_from_slice(&[e.kind.code() as u8, b' ']);
+    out.extend_from_slice(&[octal(9), octal(6), octal(3), octal(0)]);
+    let _ = write!(out, " {} {} ", e.uid, e.gid);
+    match &e.kind {
+        EntryKind::Directory | EntryKind::Fifo | EntryKind::Socket => {
+            out.extend_from_slice(b"- -");
+        }
+        EntryKind::File { size, digest } => {
+            let _ = write!(out, "{size} {}:", digest.algorithm());
+            let raw = digest.as_bytes();
+            let mut hex_buf = [0u8; 2 * verity_merkle::MAX_DIGEST_SIZE];
+            let hex_out = &mut hex_buf[..2 * raw.len()];
+            // The buffer is exactly twice the digest length.
+            let _ = hex::encode_to_slice(raw, hex_out);
+            out.extend_from_slice(hex_out);
+        }
+        EntryKind::Symlink { target } => {
+            let _ = write!(out, "{} ", target.len());
+            escape_into(target, out);
+        }
+        EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => {
+            let _ = write!(out, "- {rdev}");
+        }
     }
-    s.into_bytes()
+    out.push(b' ');
+    escape_into(&e.path, out);
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -411,6 +493,61 @@ mod tests {
     }
 
     #[test]
+    fn new_checks_entries_like_parse() {
+        let root = entry("/", EntryKind::Directory);
+        let p = MerkleParams::default();
+        let with = |extra: Vec<Entry>| {
+            let mut all = vec![root.clone()];
+            all.extend(extra);
+            Manifest::new(p.clone(), all)
+        };
+        assert_eq!(
+            with(vec![
+                entry("/a", EntryKind::Fifo),
+                entry("/a", EntryKind::Fifo)
+            ])
+            .unwrap_err(),
+            ManifestError::DuplicatePath("/a".into())
+        );
+        assert_eq!(
+            with(vec![entry("/a/b", EntryKind::Fifo)]).unwrap_err(),
+            ManifestError::MissingParent("/a/b".into())
+        );
+        assert_eq!(
+            with(vec![
+                entry("/a", EntryKind::Fifo),
+                entry("/a/b", EntryKind::Fifo)
+            ])
+            .unwrap_err(),
+            ManifestError::MissingParent("/a/b".into())
+        );
+        assert!(with(vec![entry("/a/../b", EntryKind::Fifo)]).is_err());
+        assert_eq!(
+            Manifest::new(p.clone(), vec![entry("/a", EntryKind::Directory)]).unwrap_err(),
+            ManifestError::MissingRoot
+        );
+        let sha512: FileDigest = format!("sha512:{}", "ab".repeat(64)).parse().unwrap();
+        assert_eq!(
+            with(vec![entry(
+                "/f",
+                EntryKind::File {
+                    size: 1,
+                    digest: sha512
+                }
+            )])
+            .unwrap_err(),
+            ManifestError::AlgorithmMismatch("/f".into())
+        );
+        let mut odd = entry("/x", EntryKind::Socket);
+        odd.mode = 0o170644;
+        let m = with(vec![odd]).unwrap();
+        assert_eq!(m.get(b"/x").unwrap().mode, 0o644);
+        let again = Manifest::parse(&m.to_bytes()).unwrap();
+        assert_eq!(again.entries(), m.entries());
+        assert_eq!(again.digest(), m.digest());
+    }
+
+    #[test]
     fn rejects_altered_manifests() {
         let good = String::from_utf8(sample().to_bytes()).unwrap();
         let cases = [
@@ -425,6 +562,9 @@ mod tests {
             good.replacen("\n", "\r\n", 1),
             good.clone() + "\n",
             good.replacen("/etc/a%20b%0a", "/etc/a b", 1),
+            good[..good.len() - 1].to_owned(),
+            good.replacen("sha256:3d248ca5", "sha256:3D248CA5", 1),
+            good.replacen(" /dev/null\n", " /dev/null\n\n", 1),
         ];
         for (i, bad) in cases.iter().enumerate() {
             assert!(Manifest::parse(bad.as_bytes()).is_err(), "case {i}: {bad}");

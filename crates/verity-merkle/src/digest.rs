@@ -89,6 +89,16 @@ impl fmt::Debug for FileDigest {
     }
 }
 
+/// The value of one hex digit (either case).
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 impl FromStr for FileDigest {
     type Err = DigestParseError;
 
@@ -99,12 +109,21 @@ impl FromStr for FileDigest {
         let algorithm: HashAlgorithm = alg
             .parse()
             .map_err(|_| DigestParseError::UnknownAlgorithm(alg.to_owned()))?;
-        let want = algorithm.digest_size() * 2;
-        let bytes = hex::decode(hex_part)
-            .ok()
-            .filter(|b| b.len() == algorithm.digest_size())
-            .ok_or_else(|| DigestParseError::BadHex(s.to_owned(), want))?;
-        FileDigest::new(algorithm, &bytes).ok_or(DigestParseError::BadHex(s.to_owned(), want))
+        let size = algorithm.digest_size();
+        let mut bytes = [0u8; MAX_DIGEST_SIZE];
+        let hex_part = hex_part.as_bytes();
+        if hex_part.len() != 2 * size {
+            return Err(DigestParseError::BadHex(s.to_owned(), 2 * size));
+        }
+        // Decoded by hand into a fixed buffer: a manifest parses one digest
+        // per file, and this is several times faster than `hex::decode`.
+        for (out, pair) in bytes.iter_mut().zip(hex_part.chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => *out = hi << 4 | lo,
+                _ => return Err(DigestParseError::BadHex(s.to_owned(), 2 * size)),
+            }
+        }
+        Ok(FileDigest { algorithm, bytes })
     }
 }
 
@@ -132,6 +151,8 @@ mod tests {
             "sha1:00",
             "sha256:",
             "sha256:zz",
+            "sha256:3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af9g",
+            "sha256:+d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95",
             "sha256:3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af",
             "sha512:3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95",
         ] {

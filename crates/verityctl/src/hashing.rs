@@ -2,16 +2,15 @@
 //! Digests of many files on all cores, with a progress bar.
 //!
 //! Plain std threads drain a shared queue one whole file at a time; a large
-//! file is hashed with every thread working inside it. [`hash_during`] takes
-//! files while the tree is still being listed, so listing overlaps hashing
-//! (used by `seal`); [`hash_files`] takes a finished list, largest first.
-//! The queue is a locked iterator or channel: no thread-pool crate needed.
+//! file is hashed with every thread working inside it. [`hash_files`] takes a
+//! finished list, largest first (`verify-manifest`; `seal` lists and hashes
+//! in one pass, see `scan`). The queue is a locked iterator: no thread-pool
+//! crate needed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use verity_merkle::{build_parallel, BuildError, FileDigest, MerkleParams, Merkle
 use crate::source::FileSource;
 
 /// Files at least this large are hashed with all threads inside the file.
-const LARGE_FILE: u64 = 16 << 20;
+pub(crate) const LARGE_FILE: u64 = 16 << 20;
 
 /// A regular file to digest, as found by the walk.
 #[derive(Debug, Clone)]
@@ -195,100 +194,4 @@ where
         .zip(jobs)
         .map(|(r, job)| r.ok_or_else(|| HashError::Changed(job.fs_path.clone())))
         .collect()
-}
-
-/// Hands files to the hashing threads of [`hash_during`] while they run.
-#[derive(Debug)]
-pub struct Feeder {
-    tx: Sender<(usize, FileJob)>,
-    bar: ProgressBar,
-    jobs: usize,
-    bytes: u64,
-}
-
-impl Feeder {
-    /// Queues `job`; returns its index in the result of [`hash_during`].
-    pub fn push(&mut self, job: FileJob) -> usize {
-        self.bar.inc_length(job.size);
-        self.bytes += job.size;
-        // The receiver lives until every job is sent: this cannot fail.
-        let _ = self.tx.send((self.jobs, job));
-        self.jobs += 1;
-        self.jobs - 1
-    }
-}
-
-/// Digests of the files `produce` feeds, hashed on `threads` threads while
-/// `produce` still runs (so that listing the tree overlaps hashing). Large
-/// files are hashed with every thread inside the file. `sink` sees each tree
-/// as soon as it is built. Returns what `produce` returned, the total bytes
-/// fed and the digests in feeding order.
-pub fn hash_during<T, F>(
-    params: &MerkleParams,
-    threads: usize,
-    bar: &ProgressBar,
-    sink: F,
-    produce: impl FnOnce(&mut Feeder) -> T,
-) -> (T, u64, Result<Vec<FileDigest>, HashError>)
-where
-    F: Fn(&MerkleTree) -> Result<(), String> + Sync,
-{
-    let threads = threads.max(1);
-    let (tx, rx) = mpsc::channel::<(usize, FileJob)>();
-    let rx: Mutex<Receiver<(usize, FileJob)>> = Mutex::new(rx);
-    let found: Mutex<Vec<(usize, FileDigest)>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<HashError>> = Mutex::new(None);
-    let worker = || loop {
-        let next = rx.lock().ok().and_then(|r| r.recv().ok());
-        let Some((i, job)) = next else { return };
-        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
-            continue; // drain the queue without work
-        }
-        let inner = if job.size >= LARGE_FILE { threads } else { 1 };
-        let result = hash_one(&job, params, inner).and_then(|tree| {
-            sink(&tree).map_err(HashError::Sink)?;
-            bar.inc(job.size);
-            Ok(tree.digest())
-        });
-        match result {
-            Ok(d) => {
-                if let Ok(mut f) = found.lock() {
-                    f.push((i, d));
-                }
-            }
-            Err(e) => {
-                if let Ok(mut f) = failure.lock() {
-                    f.get_or_insert(e);
-                }
-            }
-        }
-    };
-    let mut feeder = Feeder {
-        tx,
-        bar: bar.clone(),
-        jobs: 0,
-        bytes: 0,
-    };
-    let produced = std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(worker);
-        }
-        let produced = produce(&mut feeder);
-        // Closing the channel lets the threads finish once it is drained.
-        drop(std::mem::replace(&mut feeder.tx, mpsc::channel().0));
-        produced
-    });
-    let (jobs, bytes) = (feeder.jobs, feeder.bytes);
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return (produced, bytes, Err(e));
-    }
-    let mut results: Vec<Option<FileDigest>> = vec![None; jobs];
-    for (i, d) in found.into_inner().unwrap_or_default() {
-        results[i] = Some(d);
-    }
-    let digests = results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| HashError::Sink("a hashing thread stopped early".into()));
-    (produced, bytes, digests)
 }

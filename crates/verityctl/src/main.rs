@@ -9,6 +9,7 @@ mod manifest_digest;
 mod measure;
 mod mount;
 mod params;
+mod scan;
 mod seal;
 mod source;
 mod store;

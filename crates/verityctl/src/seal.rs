@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Args;
-use verity_manifest::{Entry, EntryKind, Manifest, ManifestError};
-use verity_merkle::FileDigest;
+use verity_manifest::{EntryKind, Manifest, ManifestError};
 
 use crate::hashing::{self, FileJob, HashError};
 use crate::params::{ParamArgs, ParamArgsError};
+use crate::scan::{self, ScanError, ScanOptions, Scanned};
 use crate::store::{self, StoreError};
-use crate::walk::{self, Node, NodeKind, WalkError};
+use crate::walk::{Node, NodeKind, WalkError};
 
 /// Arguments of `verityctl seal`.
 #[derive(Debug, Args)]
@@ -32,7 +32,7 @@ pub struct SealArgs {
     tree_store: Option<PathBuf>,
     #[command(flatten)]
     params: ParamArgs,
-    /// Hashing threads (default: all cores).
+    /// Threads that list the tree and hash its files (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Descend into directories that are mount points of other filesystems.
@@ -212,29 +212,6 @@ pub fn file_jobs<'a>(
     (jobs, by_path)
 }
 
-/// The manifest entry of a walked node; files take their digest from `digest`.
-pub fn entry_of(n: &Node, digest: Option<FileDigest>) -> Option<Entry> {
-    let kind = match &n.kind {
-        NodeKind::Directory => EntryKind::Directory,
-        NodeKind::File => EntryKind::File {
-            size: n.size,
-            digest: digest?,
-        },
-        NodeKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
-        NodeKind::Fifo => EntryKind::Fifo,
-        NodeKind::Socket => EntryKind::Socket,
-        NodeKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
-        NodeKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
-    };
-    Some(Entry {
-        path: n.path.clone(),
-        kind,
-        mode: n.mode,
-        uid: n.uid,
-        gid: n.gid,
-    })
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// renamed into place, so readers see the old or the new file, never a part.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
@@ -297,40 +274,29 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         }
         Ok(())
     };
-    // Files are hashed while the tree is still being listed; hard links
-    // (same device and inode) are hashed once.
-    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut job_of: HashMap<Vec<u8>, usize> = HashMap::new();
-    let (nodes, total, digests) = hashing::hash_during(&params, threads, &bar, sink, |feeder| {
-        walk::walk(
-            &root,
-            args.cross_mounts,
-            &mut |w| bar.suspend(|| warn(w)),
-            &mut |n| {
-                if n.kind != NodeKind::File {
-                    return;
-                }
-                let job = *by_inode.entry((n.dev, n.ino)).or_insert_with(|| {
-                    feeder.push(FileJob {
-                        fs_path: n.fs_path.clone(),
-                        size: n.size,
-                        dev: n.dev,
-                        ino: n.ino,
-                    })
-                });
-                job_of.insert(n.path.clone(), job);
-            },
-        )
+    // Files are hashed by the threads that list their directories; hard
+    // links (same device and inode) are hashed once.
+    let scanned = scan::scan(&ScanOptions {
+        root: &root,
+        cross_mounts: args.cross_mounts,
+        threads,
+        params: &params,
+        bar: &bar,
+        warn: &|w| bar.suspend(|| warn(w)),
+        sink: &sink,
     });
     bar.finish_and_clear();
-    let nodes = nodes.map_err(SealError::Walk)?;
-    let digests = digests.map_err(SealError::Hash)?;
-
-    let entries: Vec<Entry> = nodes
+    let Scanned {
+        entries,
+        bytes: total,
+    } = scanned.map_err(|e| match e {
+        ScanError::Walk(e) => SealError::Walk(e),
+        ScanError::Hash(e) => SealError::Hash(e),
+    })?;
+    let files = entries
         .iter()
-        .filter_map(|n| entry_of(n, job_of.get(&n.path).map(|&j| digests[j])))
-        .collect();
-    let files = job_of.len();
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .count();
     let manifest = Manifest::new(params, entries).map_err(SealError::Manifest)?;
     write_atomically(&out, &manifest.to_bytes())?;
 

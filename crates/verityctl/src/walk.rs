@@ -141,7 +141,8 @@ fn node(path: Vec<u8>, fs_path: PathBuf, meta: &Metadata) -> Result<Node, WalkEr
     })
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+/// `dir` + `/` + `name` as a manifest path.
+pub(crate) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
     p.extend_from_slice(dir);
     if dir != b"/" {
