@@ -27,6 +27,7 @@ mod ioctl;
 mod listing;
 mod names;
 mod open_flags;
+mod open_handles;
 pub mod ratelimit;
 mod tree_store;
 mod trees;

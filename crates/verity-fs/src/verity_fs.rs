@@ -37,6 +37,7 @@ use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::open_handles::OpenHandles;
 use crate::verified_read::{verified_read, InnerFile};
 use crate::verity::{show, Verity, ROOT_INODE};
 use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
@@ -52,6 +53,9 @@ pub struct VerityFs<F> {
     inner: F,
     readdirplus: bool,
     verity: Option<Verity>,
+    /// Open flags of every handle: reads pass these, never the guest's (see
+    /// [`crate::open_handles`]).
+    handles: OpenHandles,
 }
 
 fn eio() -> io::Error {
@@ -66,6 +70,7 @@ impl<F> VerityFs<F> {
             inner,
             readdirplus,
             verity: None,
+            handles: OpenHandles::default(),
         }
     }
 
@@ -75,6 +80,7 @@ impl<F> VerityFs<F> {
             inner,
             readdirplus,
             verity: Some(verity),
+            handles: OpenHandles::default(),
         }
     }
 
@@ -114,6 +120,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
             ctx,
             inode,
             handle,
+            flags: self.handles.flags(handle)?,
         };
         if let Err(e) = v.trees.load(&digest, size, v.manifest().params(), &file) {
             v.integrity_failure(format_args!("{}: {e}", show(&entry.path)))?;
@@ -260,7 +267,11 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
     ) -> io::Result<(Option<Self::Handle>, OpenOptions, Option<u32>)> {
         let flags = check_open_flags(flags)?;
         let Some(v) = &self.verity else {
-            return self.inner.open(ctx, inode, flags, fuse_flags);
+            let opened = self.inner.open(ctx, inode, flags, fuse_flags)?;
+            if let Some(handle) = opened.0 {
+                self.handles.insert(handle, flags);
+            }
+            return Ok(opened);
         };
         if v.bindings.bound(inode).is_none() {
             return Err(eio());
@@ -270,10 +281,12 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
             // Without a handle there is nothing to verify reads with.
             return Err(eio());
         };
+        self.handles.insert(handle, flags);
         if let Err(e) = self.check_open(v, ctx, inode, handle) {
             let _ = self
                 .inner
                 .release(ctx, inode, flags, handle, false, false, None);
+            self.handles.remove(handle);
             return Err(e);
         }
         Ok(opened)
@@ -315,7 +328,13 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         flags: u32,
     ) -> io::Result<(Option<Self::Handle>, OpenOptions)> {
         let flags = check_open_flags(flags)?;
-        self.inner.opendir(ctx, inode, flags)
+        let opened = self.inner.opendir(ctx, inode, flags)?;
+        if let Some(handle) = opened.0 {
+            // The passthrough layer opens directories with O_DIRECTORY added.
+            self.handles
+                .insert(handle, flags | libc::O_DIRECTORY as u32);
+        }
+        Ok(opened)
     }
 
     // ---- forwarded: data and directory reads ----------------------------------------------
@@ -329,8 +348,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         size: u32,
         offset: u64,
         lock_owner: Option<u64>,
-        flags: u32,
+        _guest_flags: u32,
     ) -> io::Result<usize> {
+        let flags = self.handles.flags(handle)?;
         let Some(v) = &self.verity else {
             return self
                 .inner
@@ -477,7 +497,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         lock_owner: Option<u64>,
     ) -> io::Result<()> {
         self.inner
-            .release(ctx, inode, flags, handle, flush, flock_release, lock_owner)
+            .release(ctx, inode, flags, handle, flush, flock_release, lock_owner)?;
+        self.handles.remove(handle);
+        Ok(())
     }
 
     fn fsyncdir(
@@ -497,7 +519,9 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         flags: u32,
         handle: Self::Handle,
     ) -> io::Result<()> {
-        self.inner.releasedir(ctx, inode, flags, handle)
+        self.inner.releasedir(ctx, inode, flags, handle)?;
+        self.handles.remove(handle);
+        Ok(())
     }
 
     fn getlk(
