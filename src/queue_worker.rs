@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use fuse_backend_rs::abi::fuse_abi::{InHeader, OutHeader};
+use fuse_backend_rs::abi::fuse_abi::{InHeader, OutHeader, KERNEL_VERSION};
 use fuse_backend_rs::api::filesystem::FileSystem;
 use fuse_backend_rs::api::server::Server;
 use fuse_backend_rs::transport::{Reader, VirtioFsWriter};
@@ -206,14 +206,17 @@ where
         return reply_status(&mut writer, header.unique, errno);
     }
     limit_reader(&mut reader, header.len);
+    let major = (op == opcode::INIT).then(|| init_major(&reader)).flatten();
     match session
         .server
         .handle_message(reader, writer.into(), None, None)
     {
         Ok(n) => {
             match op {
-                // A successful INIT reply carries fuse_init_out; an error reply is bare.
-                opcode::INIT if n > OUT_HEADER_LEN => {
+                // A successful INIT reply carries fuse_init_out; an error reply is bare. For
+                // any major version but 7, fuse-backend-rs only answers with its own version
+                // (the kernel then sends INIT again) and imports nothing: not a session yet.
+                opcode::INIT if n > OUT_HEADER_LEN && major == Some(KERNEL_VERSION) => {
                     session.initialized.store(true, Ordering::Release)
                 }
                 opcode::DESTROY => {
@@ -263,6 +266,13 @@ fn precheck<F: FileSystem + Sync>(
         check_lookup_name(&body, body_len)?;
     }
     Ok(())
+}
+
+/// The major version an INIT request announces (the first field of `fuse_init_in`).
+fn init_major(reader: &Reader<'_, ()>) -> Option<u32> {
+    let mut r = reader.clone();
+    r.read_obj::<InHeader>().ok()?;
+    r.read_obj::<u32>().ok()
 }
 
 /// Cuts `reader` to the `len` bytes announced in the header (already checked to be there),
@@ -509,6 +519,30 @@ mod tests {
         assert_eq!(serve_whole(&s, &getattr), (16, libc::EIO));
         init(&s);
         assert_eq!(serve_whole(&s, &getattr).1, 0);
+    }
+
+    #[test]
+    fn init_of_another_major_version_does_not_start_the_session() {
+        let s = setup();
+        for major in [8, 56, u32::MAX] {
+            let init = InitIn {
+                major,
+                minor: 31,
+                ..Default::default()
+            };
+            // fuse-backend-rs answers with its own version and imports nothing.
+            let (len, errno) = serve_whole(&s, &request(FUSE_INIT, init.as_slice()));
+            assert_eq!(errno, 0);
+            assert!(usize::try_from(len).unwrap() > OUT_HEADER_LEN);
+            assert_eq!(
+                serve_whole(&s, &request(3, &[0u8; 16])),
+                (16, libc::EIO),
+                "GETATTR after an INIT of major {major}"
+            );
+        }
+        // The INIT that follows the version answer starts the session.
+        init(&s);
+        assert_eq!(serve_whole(&s, &request(3, &[0u8; 16])).1, 0);
     }
 
     #[test]
