@@ -40,7 +40,9 @@ use crate::open_flags::{check_create_flags, check_open_flags};
 use crate::open_handles::OpenHandles;
 use crate::verified_read::{verified_read, InnerFile};
 use crate::verity::{show, Verity, ROOT_INODE};
-use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
+use crate::xattr::{
+    filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX, HOST_VALUE_MAX,
+};
 use verity_manifest::EntryKind;
 use verity_merkle::VerifyError;
 
@@ -592,7 +594,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         // Without --xattr the inner filesystem says ENOSYS; the guest would then stop asking
         // for xattrs for the life of the mount. "No such attribute" keeps the door open.
         self.inner
-            .getxattr(ctx, inode, name, size)
+            .getxattr(ctx, inode, name, size.min(HOST_VALUE_MAX))
             .map_err(|e| replace_enosys(e, libc::ENODATA))
     }
 

@@ -18,6 +18,10 @@ pub const RESERVED_PREFIX: &str = "user.verity.";
 
 /// Largest list asked from the host (the kernel's `XATTR_LIST_MAX`).
 pub(crate) const HOST_LIST_MAX: u32 = 65_536;
+/// Largest value asked from the host (the kernel's `XATTR_SIZE_MAX`): no value is longer, so
+/// a larger buffer changes nothing but what fuse-backend-rs allocates for it (it reserves the
+/// guest's size, up to 4 GiB, before asking the host).
+pub(crate) const HOST_VALUE_MAX: u32 = 65_536;
 
 /// True for names this layer owns.
 pub(crate) fn is_reserved(name: &[u8]) -> bool {
