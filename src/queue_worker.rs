@@ -599,6 +599,30 @@ mod tests {
     }
 
     #[test]
+    fn init_of_another_major_version_does_not_start_the_session() {
+        let s = setup();
+        for major in [8, 56, u32::MAX] {
+            let init = InitIn {
+                major,
+                minor: 31,
+                ..Default::default()
+            };
+            // fuse-backend-rs answers with its own version and imports nothing.
+            let (len, errno) = serve_whole(&s, &request(FUSE_INIT, init.as_slice()));
+            assert_eq!(errno, 0);
+            assert!(usize::try_from(len).unwrap() > OUT_HEADER_LEN);
+            assert_eq!(
+                serve_whole(&s, &request(3, &[0u8; 16])),
+                (16, libc::EIO),
+                "GETATTR after an INIT of major {major}"
+            );
+        }
+        // The INIT that follows the version answer starts the session.
+        init(&s);
+        assert_eq!(serve_whole(&s, &request(3, &[0u8; 16])).1, 0);
+    }
+
+    #[test]
     fn header_length_must_match_the_chain() {
         let s = setup();
         init(&s);

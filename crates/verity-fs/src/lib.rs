@@ -28,6 +28,7 @@ mod ioctl;
 mod listing;
 mod names;
 mod open_flags;
+mod open_handles;
 pub mod ratelimit;
 mod size_caps;
 mod tree_store;

@@ -68,6 +68,8 @@ pub(crate) struct InnerFile<'a, F> {
     pub(crate) ctx: &'a Context,
     pub(crate) inode: u64,
     pub(crate) handle: u64,
+    /// The flags the handle was opened with.
+    pub(crate) flags: u32,
 }
 
 impl<F> std::fmt::Debug for InnerFile<'_, F> {
@@ -88,7 +90,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> ReadAt for InnerFile<'_, F
             buf,
             offset,
             None,
-            0,
+            self.flags,
         )
     }
 }

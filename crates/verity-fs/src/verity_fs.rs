@@ -41,6 +41,7 @@ use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::open_handles::OpenHandles;
 use crate::size_caps::{check_io_size, check_xattr_size};
 use crate::verified_read::{verified_read, InnerFile};
 use crate::verity::{show, Verity, ROOT_INODE};
@@ -58,6 +59,9 @@ pub struct VerityFs<F> {
     readdirplus: bool,
     verity: Option<Verity>,
     budget: Budget,
+    /// Open flags of every handle: reads pass these, never the guest's (see
+    /// [`crate::open_handles`]).
+    handles: OpenHandles,
 }
 
 fn eio() -> io::Error {
@@ -73,6 +77,7 @@ impl<F> VerityFs<F> {
             readdirplus,
             verity: None,
             budget: Budget::default(),
+            handles: OpenHandles::default(),
         }
     }
 
@@ -83,6 +88,7 @@ impl<F> VerityFs<F> {
             readdirplus,
             verity: Some(verity),
             budget: Budget::default(),
+            handles: OpenHandles::default(),
         }
     }
 
@@ -143,6 +149,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
             ctx,
             inode,
             handle,
+            flags: self.handles.flags(handle)?,
         };
         if let Err(e) = v.trees.load(&digest, size, v.manifest().params(), &file) {
             v.integrity_failure(format_args!("{}: {e}", show(&entry.path)))?;
@@ -159,7 +166,11 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
         fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
         let Some(v) = &self.verity else {
-            return self.inner.open(ctx, inode, flags, fuse_flags);
+            let opened = self.inner.open(ctx, inode, flags, fuse_flags)?;
+            if let Some(handle) = opened.0 {
+                self.handles.insert(handle, flags);
+            }
+            return Ok(opened);
         };
         if v.bindings.bound(inode).is_none() {
             return Err(eio());
@@ -169,10 +180,12 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> VerityFs<F> {
             // Without a handle there is nothing to verify reads with.
             return Err(eio());
         };
+        self.handles.insert(handle, flags);
         if let Err(e) = self.check_open(v, ctx, inode, handle) {
             let _ = self
                 .inner
                 .release(ctx, inode, flags, handle, false, false, None);
+            self.handles.remove(handle);
             return Err(e);
         }
         Ok(opened)
@@ -384,8 +397,13 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         let flags = check_open_flags(flags)?;
         self.budget.take_handle()?;
         let opened = self.inner.opendir(ctx, inode, flags);
-        if !matches!(opened, Ok((Some(_), _))) {
-            self.budget.release_handle();
+        match &opened {
+            // The passthrough layer opens directories with O_DIRECTORY added.
+            Ok((Some(handle), _)) => self
+                .handles
+                .insert(*handle, flags | libc::O_DIRECTORY as u32),
+            // No handle (or none on error): nothing will be released later.
+            _ => self.budget.release_handle(),
         }
         opened
     }
@@ -401,9 +419,10 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         size: u32,
         offset: u64,
         lock_owner: Option<u64>,
-        flags: u32,
+        _guest_flags: u32,
     ) -> io::Result<usize> {
         check_io_size(size)?;
+        let flags = self.handles.flags(handle)?;
         let Some(v) = &self.verity else {
             return self
                 .inner
@@ -589,8 +608,10 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         lock_owner: Option<u64>,
     ) -> io::Result<()> {
         self.inner
-            .release(ctx, inode, flags, handle, flush, flock_release, lock_owner)
-            .inspect(|()| self.budget.release_handle())
+            .release(ctx, inode, flags, handle, flush, flock_release, lock_owner)?;
+        self.handles.remove(handle);
+        self.budget.release_handle();
+        Ok(())
     }
 
     fn fsyncdir(
@@ -610,9 +631,10 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         flags: u32,
         handle: Self::Handle,
     ) -> io::Result<()> {
-        self.inner
-            .releasedir(ctx, inode, flags, handle)
-            .inspect(|()| self.budget.release_handle())
+        self.inner.releasedir(ctx, inode, flags, handle)?;
+        self.handles.remove(handle);
+        self.budget.release_handle();
+        Ok(())
     }
 
     fn getlk(

@@ -18,7 +18,6 @@ pub const RESERVED_PREFIX: &str = "user.verity.";
 
 /// Largest list asked from the host (the kernel's `XATTR_LIST_MAX`).
 pub(crate) const HOST_LIST_MAX: u32 = 65_536;
-
 /// True for names this layer owns.
 pub(crate) fn is_reserved(name: &[u8]) -> bool {
     name.starts_with(RESERVED_PREFIX.as_bytes())

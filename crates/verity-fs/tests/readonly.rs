@@ -405,3 +405,62 @@ fn ioctls_without_manifest() {
         assert_eq!(res.err().and_then(|e| e.raw_os_error()), Some(libc::ENOTTY));
     }
 }
+
+/// fuse-backend-rs 0.14 passes the READ's `flags` to `fcntl(F_SETFL)` and, when that fails,
+/// closes the handle's descriptor (found by the `fuse_requests` fuzz target). The handle then
+/// read whatever file reused the number. The guest's READ flags must never reach `fcntl`.
+#[test]
+fn a_failed_read_never_closes_the_handles_descriptor() {
+    let f = fixture(CacheMode::Auto, false);
+    let entry = lookup(&f, "file");
+    // O_PATH opens are allowed; F_SETFL on their descriptor fails with EBADF.
+    let path_flags = (libc::O_PATH | libc::O_RDONLY) as u32;
+    let (path_handle, _, _) = f.fs.open(&f.ctx, entry.inode, path_flags, 0).unwrap();
+    let path_handle = path_handle.unwrap();
+    let mut w = VecWriter(Vec::new());
+    let guest_flags = libc::O_NONBLOCK as u32;
+    assert!(f
+        .fs
+        .read(
+            &f.ctx,
+            entry.inode,
+            path_handle,
+            &mut w,
+            64,
+            0,
+            None,
+            guest_flags
+        )
+        .is_err());
+    // A new descriptor gets the lowest free number: the O_PATH handle's, had it been closed.
+    let (data_handle, _, _) =
+        f.fs.open(&f.ctx, entry.inode, libc::O_RDONLY as u32, 0)
+            .unwrap();
+    let data_handle = data_handle.unwrap();
+    let mut w = VecWriter(Vec::new());
+    let res =
+        f.fs.read(&f.ctx, entry.inode, path_handle, &mut w, 64, 0, None, 0);
+    assert_eq!(errno(res), Some(libc::EBADF), "read {:?}", w.0);
+    let mut w = VecWriter(Vec::new());
+    f.fs.read(
+        &f.ctx,
+        entry.inode,
+        data_handle,
+        &mut w,
+        64,
+        0,
+        None,
+        guest_flags,
+    )
+    .unwrap();
+    assert_eq!(w.0, CONTENT);
+    for h in [data_handle, path_handle] {
+        f.fs.release(&f.ctx, entry.inode, 0, h, false, false, None)
+            .unwrap();
+    }
+    // A released handle is gone.
+    let mut w = VecWriter(Vec::new());
+    let res =
+        f.fs.read(&f.ctx, entry.inode, data_handle, &mut w, 64, 0, None, 0);
+    assert_eq!(errno(res), Some(libc::EBADF));
+}

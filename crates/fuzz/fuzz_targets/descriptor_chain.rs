@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! libFuzzer entry for `verityfsd_fuzz::descriptor_chain`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| verityfsd_fuzz::descriptor_chain(data));
