@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::thread;
 
 use fuse_backend_rs::api::server::Server;
-use verity_fs::{FsConfig, FsLimits, UnlistedPolicy, VerifyMode, Verity, VerityFs};
+use verity_fs::{
+    stored_tree_stays_open, FsConfig, FsLimits, UnlistedPolicy, VerifyMode, Verity, VerityFs,
+};
 use verity_manifest::{EntryKind, Manifest};
 use vhost::vhost_user::Error as VhostUserError;
 use vhost_user_backend::{Error as DaemonError, VhostUserDaemon};
@@ -66,17 +68,21 @@ fn apply_rlimit(setting: RlimitNofile) -> Result<(), Error> {
 }
 
 /// Descriptors the tree store may hold at once: one per distinct file content of the
-/// manifest (a stored tree stays open while its verifier is kept).
+/// manifest whose stored tree is too large to be read into memory (such a tree keeps its store
+/// file open while its verifier is kept).
 fn tree_store_fds(verity: Option<&VerityConfig>) -> u64 {
     let Some(v) = verity.filter(|v| v.options.tree_store.is_some()) else {
         return 0;
     };
+    let params = v.manifest.params();
     let digests: HashSet<_> = v
         .manifest
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::File { digest, .. } => Some(*digest),
+            EntryKind::File { digest, size } if stored_tree_stays_open(params, *size) => {
+                Some(*digest)
+            }
             _ => None,
         })
         .collect();

@@ -26,6 +26,10 @@ pub const FD_RESERVE_BASE: u64 = 64;
 /// (the lookup of a name opens it before the inode table says whether it is known; an open
 /// of a verified file reads its tree from the store).
 pub const FD_RESERVE_PER_THREAD: u64 = 4;
+/// Descriptors of the guest's budget that neither inodes nor open handles may take alone: a
+/// lookup flood leaves this many for OPEN and OPENDIR, an open flood this many for LOOKUP (a
+/// quarter of the budget when it is small).
+pub const HANDLE_FLOOR: u64 = 256;
 /// Threads that serve requests besides the worker pool (one per request queue; the daemon
 /// has two queues).
 const QUEUE_THREADS: u64 = 2;
@@ -37,6 +41,8 @@ pub struct FsLimits {
     pub max_inodes: usize,
     /// Files and directories the guest may hold open at once.
     pub max_handles: usize,
+    /// Inodes and open handles together (each needs one descriptor).
+    pub max_total: usize,
 }
 
 impl Default for FsLimits {
@@ -50,6 +56,7 @@ impl FsLimits {
     pub const UNLIMITED: FsLimits = FsLimits {
         max_inodes: usize::MAX,
         max_handles: usize::MAX,
+        max_total: usize::MAX,
     };
 
     /// The descriptors kept for the daemon with `workers` pool threads.
@@ -61,16 +68,18 @@ impl FsLimits {
     }
 
     /// Budgets for an open-file limit of `nofile` with `workers` pool threads: the reserve is
-    /// kept back, a quarter of the rest goes to open handles and the remainder to inodes (every
-    /// open handle also needs its inode). Each budget is at least 1.
+    /// kept back, and inodes and open handles share the rest (like the descriptors of
+    /// virtiofsd), except that neither may take the last [`HANDLE_FLOOR`] (at most a quarter of
+    /// the budget), so that a lookup flood still leaves room to open files and an open flood
+    /// room to look names up. Each budget is at least 1.
     pub fn from_nofile(nofile: u64, workers: usize) -> FsLimits {
         let budget = nofile.saturating_sub(FsLimits::reserve(workers));
-        let handles = budget / 4;
-        let inodes = budget - handles;
+        let floor = HANDLE_FLOOR.min(budget / 4);
         let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).max(1);
         FsLimits {
-            max_inodes: to_usize(inodes),
-            max_handles: to_usize(handles),
+            max_inodes: to_usize(budget - floor),
+            max_handles: to_usize(budget - floor),
+            max_total: to_usize(budget),
         }
     }
 }
@@ -81,6 +90,8 @@ pub(crate) struct Budget {
     limits: FsLimits,
     /// Lookup references per counted inode.
     inodes: Mutex<HashMap<u64, u64>>,
+    /// The number of entries of `inodes`, readable without the lock.
+    inode_count: AtomicUsize,
     handles: AtomicUsize,
 }
 
@@ -97,6 +108,7 @@ impl Budget {
         Budget {
             limits,
             inodes: Mutex::new(HashMap::new()),
+            inode_count: AtomicUsize::new(0),
             handles: AtomicUsize::new(0),
         }
     }
@@ -124,16 +136,19 @@ impl Budget {
             *refs = refs.saturating_add(1);
             return Ok(());
         }
-        if map.len() >= self.limits.max_inodes {
+        let shared_full = map.len().saturating_add(self.open_handles()) >= self.limits.max_total;
+        if map.len() >= self.limits.max_inodes || shared_full {
+            let held = map.len();
             drop(map);
             warn_ratelimited!(
-                "guest holds {} inodes, the limit (raise --rlimit-nofile); lookup refused with \
-                 ENFILE",
-                self.limits.max_inodes
+                "guest holds {held} inodes and {} open files, the limit (raise \
+                 --rlimit-nofile); lookup refused with ENFILE",
+                self.open_handles()
             );
             return Err(enfile());
         }
         map.insert(inode, 1);
+        self.inode_count.store(map.len(), Ordering::Release);
         Ok(())
     }
 
@@ -148,6 +163,7 @@ impl Budget {
             *refs = refs.saturating_sub(count);
             if *refs == 0 {
                 map.remove(&inode);
+                self.inode_count.store(map.len(), Ordering::Release);
             }
         }
     }
@@ -160,15 +176,17 @@ impl Budget {
     /// Takes one handle slot; `EMFILE` when all are in use.
     pub(crate) fn take_handle(&self) -> io::Result<()> {
         let max = self.limits.max_handles;
+        let inodes = self.inode_count.load(Ordering::Acquire);
+        let max_total = self.limits.max_total;
         let taken = self
             .handles
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then(|| n + 1)
+                (n < max && n.saturating_add(inodes) < max_total).then(|| n + 1)
             });
-        if taken.is_err() {
+        if let Err(held) = taken {
             warn_ratelimited!(
-                "guest holds {max} open files, the limit (raise --rlimit-nofile); open refused \
-                 with EMFILE"
+                "guest holds {held} open files and {inodes} inodes, the limit (raise \
+                 --rlimit-nofile); open refused with EMFILE"
             );
             return Err(emfile());
         }
@@ -191,6 +209,7 @@ impl Budget {
     /// Forgets everything (DESTROY: the inner filesystem drops all inodes and handles).
     pub(crate) fn clear(&self) {
         self.inodes().clear();
+        self.inode_count.store(0, Ordering::Release);
         self.handles.store(0, Ordering::Release);
     }
 }
@@ -203,15 +222,26 @@ mod tests {
     fn budgets_from_the_open_file_limit() {
         assert_eq!(FsLimits::reserve(0), 64 + 2 * 4);
         assert_eq!(FsLimits::reserve(4), 64 + 6 * 4);
+        // Inodes and handles share what the reserve leaves; neither takes the last 256.
         let l = FsLimits::from_nofile(1_000_000, 0);
-        assert_eq!(l.max_handles, (1_000_000 - 72) / 4);
-        assert_eq!(l.max_inodes + l.max_handles, 1_000_000 - 72);
+        assert_eq!(l.max_total, 1_000_000 - 72);
+        assert_eq!(l.max_handles, 1_000_000 - 72 - 256);
+        assert_eq!(l.max_inodes, 1_000_000 - 72 - 256);
+        // A 20,000 limit (common in containers) still lets the guest hold over 19,000 inodes.
+        assert_eq!(
+            FsLimits::from_nofile(20_000, 0).max_inodes,
+            20_000 - 72 - 256
+        );
+        // A small budget keeps a quarter for handles.
+        let l = FsLimits::from_nofile(72 + 400, 0);
+        assert_eq!((l.max_inodes, l.max_handles, l.max_total), (300, 300, 400));
         // A limit at or below the reserve still leaves one of each.
         assert_eq!(
             FsLimits::from_nofile(10, 0),
             FsLimits {
                 max_inodes: 1,
-                max_handles: 1
+                max_handles: 1,
+                max_total: 1,
             }
         );
         assert!(FsLimits::from_nofile(u64::MAX, usize::MAX).max_inodes > 0);
@@ -219,10 +249,43 @@ mod tests {
     }
 
     #[test]
+    fn inodes_and_handles_share_the_total() {
+        let b = Budget::new(FsLimits {
+            max_inodes: 3,
+            max_handles: 4,
+            max_total: 4,
+        });
+        b.take_handle().unwrap();
+        b.take_handle().unwrap();
+        b.admit_inode(1).unwrap();
+        b.admit_inode(1).unwrap();
+        b.admit_inode(2).unwrap();
+        // 2 handles + 2 inodes: the shared total is used up both ways.
+        assert_eq!(
+            b.admit_inode(3).unwrap_err().raw_os_error(),
+            Some(libc::ENFILE)
+        );
+        assert_eq!(
+            b.take_handle().unwrap_err().raw_os_error(),
+            Some(libc::EMFILE)
+        );
+        b.release_handle();
+        b.admit_inode(3).unwrap();
+        // max_inodes still applies on its own once handles are closed.
+        b.release_handle();
+        assert!(b.admit_inode(4).is_err());
+        b.take_handle().unwrap();
+        b.forget_inode(3, 1);
+        b.take_handle().unwrap();
+        assert_eq!(b.open_handles(), 2);
+    }
+
+    #[test]
     fn inode_slots_are_freed_by_the_last_forget() {
         let b = Budget::new(FsLimits {
             max_inodes: 2,
             max_handles: 1,
+            max_total: usize::MAX,
         });
         b.admit_inode(10).unwrap();
         b.admit_inode(11).unwrap();
@@ -249,6 +312,7 @@ mod tests {
         let b = Budget::new(FsLimits {
             max_inodes: usize::MAX,
             max_handles: 2,
+            max_total: usize::MAX,
         });
         b.take_handle().unwrap();
         b.take_handle().unwrap();

@@ -33,12 +33,13 @@ pub mod ratelimit;
 mod size_caps;
 mod tree_store;
 mod trees;
+pub use trees::{stored_tree_stays_open, STORED_TREE_IN_MEMORY_MAX};
 mod verified_read;
 mod verity;
 mod verity_fs;
 mod xattr;
 
-pub use budget::{FsLimits, FD_RESERVE_BASE, FD_RESERVE_PER_THREAD};
+pub use budget::{FsLimits, FD_RESERVE_BASE, FD_RESERVE_PER_THREAD, HANDLE_FLOOR};
 pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsConfigError};
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
 pub use ioctl::{

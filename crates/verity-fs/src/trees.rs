@@ -6,7 +6,10 @@
 //! whose descriptor hashes to that digest; otherwise (no store, no entry, or an entry with a bad
 //! descriptor) it is built from the file itself and used only if its digest equals the
 //! manifest's. Stored tree blocks stay on disk and are verified up to the root hash as they are
-//! used, so a corrupted level fails the reads it covers. Built trees are kept in memory.
+//! used, so a corrupted level fails the reads it covers. Built trees are kept in memory, and so
+//! are stored trees of at most [`STORED_TREE_IN_MEMORY_MAX`] bytes (files of up to 7.5 MiB with
+//! SHA-256 and 4 KiB blocks), read once when the file is first opened: only larger stored trees
+//! keep their store file open, so most files of a rootfs cost the daemon no descriptor.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,8 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use verity_manifest::{split_store_blob, store_relative_path, StoreBlobError};
 use verity_merkle::{
-    build_parallel, BuildError, Descriptor, FileDigest, GeometryError, MerkleParams, ReadAt,
-    TreeCache, TreeSource, Verifier, DESCRIPTOR_SIZE,
+    build_parallel, BuildError, Descriptor, FileDigest, Geometry, GeometryError, MerkleParams,
+    ReadAt, TreeCache, TreeSource, Verifier, DESCRIPTOR_SIZE,
 };
 
 use crate::tree_store::TreeStore;
@@ -26,8 +29,10 @@ use crate::warn_ratelimited;
 /// Where a verifier reads tree blocks from.
 #[derive(Debug)]
 pub(crate) enum TreeBytes {
-    /// A tree store entry: descriptor, then the tree.
+    /// A tree store entry: descriptor, then the tree (large trees).
     Store(File),
+    /// The tree of a tree store entry, read into memory (small trees).
+    StoreCopy(Vec<u8>),
     /// A tree built from the file.
     Memory(Vec<u8>),
 }
@@ -44,11 +49,21 @@ impl TreeSource for TreeBytes {
                     .ok_or_else(|| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
                 f.read_exact_at(out, off)
             }
-            TreeBytes::Memory(t) => t
+            TreeBytes::StoreCopy(t) | TreeBytes::Memory(t) => t
                 .read_tree_block(index, out)
                 .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e)),
         }
     }
+}
+
+/// Stored trees up to this size are read into memory when their file is first opened; larger
+/// ones are read block by block from their store file, which then stays open.
+pub const STORED_TREE_IN_MEMORY_MAX: u64 = 64 * 1024;
+
+/// Whether the stored tree of a file of `size` bytes keeps its store file open once loaded
+/// (one descriptor for the daemon's lifetime).
+pub fn stored_tree_stays_open(params: &MerkleParams, size: u64) -> bool {
+    Geometry::new(params, size).map_or(true, |g| g.tree_size() > STORED_TREE_IN_MEMORY_MAX)
 }
 
 /// The verifier of one file.
@@ -160,19 +175,28 @@ impl Trees {
                 return None;
             }
         };
-        match check_store_entry(&file, digest, size) {
-            Ok(desc) => {
-                match Verifier::with_cache(&desc, TreeBytes::Store(file), self.cache.clone()) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        warn_ratelimited!(
-                            "tree store entry {}: {e}; building the tree",
-                            path.display()
-                        );
-                        None
-                    }
+        let checked = check_store_entry(&file, digest, size).and_then(|(desc, tree_len)| {
+            let bytes = if tree_len <= STORED_TREE_IN_MEMORY_MAX {
+                let mut tree = vec![0u8; usize::try_from(tree_len).unwrap_or(0)];
+                file.read_exact_at(&mut tree, DESCRIPTOR_SIZE as u64)
+                    .map_err(StoreEntryError::Io)?;
+                TreeBytes::StoreCopy(tree)
+            } else {
+                TreeBytes::Store(file)
+            };
+            Ok((desc, bytes))
+        });
+        match checked {
+            Ok((desc, bytes)) => match Verifier::with_cache(&desc, bytes, self.cache.clone()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    warn_ratelimited!(
+                        "tree store entry {}: {e}; building the tree",
+                        path.display()
+                    );
+                    None
                 }
-            }
+            },
             Err(e) => {
                 warn_ratelimited!(
                     "tree store entry {} is unusable ({e}); building the tree from the file",
@@ -226,11 +250,12 @@ enum StoreEntryError {
     Size { found: u64, expected: u64 },
 }
 
+/// The descriptor of a store entry and the length of the tree that follows it.
 fn check_store_entry(
     file: &File,
     digest: &FileDigest,
     size: u64,
-) -> Result<Descriptor, StoreEntryError> {
+) -> Result<(Descriptor, u64), StoreEntryError> {
     let len = file.metadata().map_err(StoreEntryError::Io)?.len();
     let mut head = [0u8; DESCRIPTOR_SIZE];
     file.read_exact_at(&mut head, 0)
@@ -242,7 +267,7 @@ fn check_store_entry(
             expected: size,
         });
     }
-    Ok(desc)
+    Ok((desc, len.saturating_sub(DESCRIPTOR_SIZE as u64)))
 }
 
 #[cfg(test)]
@@ -296,7 +321,9 @@ mod tests {
         std::fs::write(&path, &blob).unwrap();
         let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
-        assert!(matches!(v.source(), TreeBytes::Store(_)));
+        // A one-block tree is read into memory: no descriptor stays open for it.
+        assert!(matches!(v.source(), TreeBytes::StoreCopy(t) if t.len() == 4096));
+        v.verify_blocks(3, &data.0[3 * 4096..4 * 4096]).unwrap();
         // A corrupted descriptor: the tree is rebuilt from the file.
         blob[20] ^= 1;
         std::fs::write(&path, &blob).unwrap();
@@ -304,5 +331,29 @@ mod tests {
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
         assert!(matches!(v.source(), TreeBytes::Memory(_)));
         v.verify_blocks(3, &data.0[3 * 4096..4 * 4096]).unwrap();
+    }
+
+    #[test]
+    fn large_stored_trees_are_read_from_their_file() {
+        let params = MerkleParams::default();
+        // 9 MiB: 2,304 data blocks, a 19-block tree (76 KiB), over the in-memory limit.
+        let data = Bytes((0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect());
+        let size = data.0.len() as u64;
+        assert!(stored_tree_stays_open(&params, size));
+        // 7.5 MiB: 15 level-0 blocks and a root block, 64 KiB.
+        assert!(!stored_tree_stays_open(&params, 15 * 128 * 4096));
+        assert!(stored_tree_stays_open(&params, 15 * 128 * 4096 + 1));
+        let tree = build_from_bytes(params.clone(), &data.0).unwrap();
+        let digest = tree.digest();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(store_relative_path(&digest));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, store_blob(&tree)).unwrap();
+        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
+        let v = trees.load(&digest, size, &params, &data).unwrap();
+        assert!(matches!(v.source(), TreeBytes::Store(_)));
+        let last = size / 4096 - 1;
+        let at = usize::try_from(last * 4096).unwrap();
+        v.verify_blocks(last, &data.0[at..at + 4096]).unwrap();
     }
 }

@@ -136,6 +136,7 @@ fn a_lookup_over_the_inode_budget_leaves_no_binding() {
         FsLimits {
             max_inodes: 1,
             max_handles: 4,
+            max_total: usize::MAX,
         },
     );
     let (a, b) = (CString::new("a").unwrap(), CString::new("b").unwrap());

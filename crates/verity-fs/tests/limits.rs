@@ -86,6 +86,7 @@ fn lookups_over_the_inode_budget_are_enfile_until_forgotten() {
     let f = fixture(FsLimits {
         max_inodes: 5,
         max_handles: 100,
+        max_total: usize::MAX,
     });
     let mut held = Vec::new();
     for i in 0..5 {
@@ -131,6 +132,7 @@ fn opens_over_the_handle_budget_are_emfile_until_released() {
     let f = fixture(FsLimits {
         max_inodes: 100,
         max_handles: 3,
+        max_total: usize::MAX,
     });
     let file = f.fs.lookup(&f.ctx, ROOT_ID, &name(0)).unwrap().inode;
     let sub =
@@ -172,6 +174,7 @@ fn readdirplus_over_the_inode_budget_lists_names_without_node_ids() {
     let f = fixture(FsLimits {
         max_inodes: 4,
         max_handles: 10,
+        max_total: usize::MAX,
     });
     let dir = f.fs.opendir(&f.ctx, ROOT_ID, 0).unwrap().0.unwrap();
     let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
@@ -255,6 +258,7 @@ fn repeated_readdirplus_pins_nothing() {
     let f = fixture(FsLimits {
         max_inodes: 3,
         max_handles: 10,
+        max_total: usize::MAX,
     });
     let sub =
         f.fs.lookup(&f.ctx, ROOT_ID, &CString::new("sub").unwrap())
