@@ -15,7 +15,6 @@ mod source;
 mod store;
 mod sys;
 mod verify_manifest;
-mod walk;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-//! Listing and hashing a tree in one pass, for `seal`.
+//! Listing and hashing a tree in one pass, for `seal` and `verify-manifest`
+//! (which hashes only the files it needs, see [`ScanOptions::hash_if`]).
 //!
 //! Every thread takes a directory from a shared stack, lists it, and handles
 //! each entry at once: a regular file is opened relative to the directory
@@ -30,10 +31,74 @@ use verity_merkle::{
 
 use crate::hashing::{HashError, LARGE_FILE};
 use crate::source::FileSource;
-use crate::walk::{join, WalkError};
 
 /// Bytes each thread reads at a time; most files of a rootfs fit in one read.
 const READ_BYTES: usize = 256 << 10;
+
+/// Errors listing or examining a tree.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// The root cannot be examined.
+    #[error("cannot examine '{path}'")]
+    Root {
+        /// The root given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The root is not a directory.
+    #[error("'{0}' is not a directory; give the root directory of the tree")]
+    RootNotDirectory(PathBuf),
+    /// A directory cannot be listed.
+    #[error("cannot list directory '{path}' (fix its permissions, or run as a user who can read the whole tree)")]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// An entry cannot be examined.
+    #[error("cannot examine '{path}'")]
+    Stat {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A symlink cannot be read.
+    #[error("cannot read symlink '{path}'")]
+    ReadLink {
+        /// The symlink.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A file type outside the manifest format.
+    #[error("'{0}' has a file type a manifest cannot describe")]
+    UnknownType(PathBuf),
+}
+
+impl WalkError {
+    /// True when the error is about the command line rather than the tree.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, WalkError::RootNotDirectory(_))
+    }
+}
+
+/// `dir` + `/` + `name` as a manifest path.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    if dir != b"/" {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
 
 /// Errors of [`scan`].
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +120,9 @@ pub struct Scanned {
     pub bytes: u64,
 }
 
+/// Decides, from a regular file's manifest path and size, whether to hash it.
+pub type HashIf<'a> = dyn Fn(&[u8], u64) -> bool + Sync + 'a;
+
 /// How to scan.
 pub struct ScanOptions<'a> {
     /// Canonical root directory.
@@ -71,6 +139,10 @@ pub struct ScanOptions<'a> {
     pub warn: &'a (dyn Fn(String) + Sync),
     /// Sees each file's tree as soon as it is built.
     pub sink: &'a (dyn Fn(&MerkleTree) -> Result<(), String> + Sync),
+    /// Which regular files to hash, given their manifest path and size;
+    /// `None` hashes every one. A file left out is examined with `fstatat`
+    /// only, never opened, and its entry carries an all-zero digest.
+    pub hash_if: Option<&'a HashIf<'a>>,
 }
 
 impl std::fmt::Debug for ScanOptions<'_> {
@@ -79,6 +151,7 @@ impl std::fmt::Debug for ScanOptions<'_> {
             .field("root", &self.root)
             .field("cross_mounts", &self.cross_mounts)
             .field("threads", &self.threads)
+            .field("hash_if", &self.hash_if.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -207,7 +280,8 @@ impl Shared<'_> {
                 continue;
             }
             let path = join(&job.path, name.to_bytes());
-            if e.file_type() == FileType::RegularFile {
+            // With a filter, the size decides before the file is opened.
+            if e.file_type() == FileType::RegularFile && self.opts.hash_if.is_none() {
                 if let Some(file) = self.open_file(dir_fd.as_fd(), name, &path)? {
                     self.file(w, file, path)?;
                     continue;
@@ -265,8 +339,17 @@ impl Shared<'_> {
         })?;
         let kind = match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {
-                // Listed as something else, or DT_UNKNOWN: open it now, and
-                // make sure it is still the inode just examined.
+                let size = size_of(&st);
+                if let Some(hash_if) = self.opts.hash_if {
+                    if !hash_if(&path, size) {
+                        let digest = self.zero_digest()?;
+                        w.entries
+                            .push(entry(path, EntryKind::File { size, digest }, &st));
+                        return Ok(());
+                    }
+                }
+                // Listed as something else, DT_UNKNOWN, or filtered: open it
+                // now, and make sure it is still the inode just examined.
                 return match self.open_file(dir, name, &path)? {
                     Some((file, fst)) if fst.st_dev == st.st_dev && fst.st_ino == st.st_ino => {
                         self.file(w, (file, fst), path)
@@ -334,11 +417,7 @@ impl Shared<'_> {
             if !claimed {
                 // Another link hashes it; the digest is filled in at the end.
                 w.linked.push((w.entries.len(), key));
-                let placeholder = FileDigest::new(
-                    self.opts.params.algorithm(),
-                    &[0; 64][..self.opts.params.digest_size()],
-                )
-                .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))?;
+                let placeholder = self.zero_digest()?;
                 w.entries.push(entry(
                     path,
                     EntryKind::File {
@@ -366,6 +445,15 @@ impl Shared<'_> {
         w.entries
             .push(entry(path, EntryKind::File { size, digest }, &st));
         Ok(())
+    }
+
+    /// An all-zero digest of the scan's algorithm: a placeholder.
+    fn zero_digest(&self) -> Result<FileDigest, ScanError> {
+        FileDigest::new(
+            self.opts.params.algorithm(),
+            &[0; 64][..self.opts.params.digest_size()],
+        )
+        .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))
     }
 
     /// The Merkle tree of the first `size` bytes of `file`.
@@ -508,10 +596,14 @@ mod tests {
     use super::*;
     use verity_merkle::build_from_bytes;
 
-    fn run(root: &Path, threads: usize) -> Vec<Entry> {
+    fn scan_with(
+        root: &Path,
+        threads: usize,
+        hash_if: Option<&HashIf<'_>>,
+    ) -> Result<Scanned, ScanError> {
         let params = MerkleParams::default();
         let bar = ProgressBar::hidden();
-        let mut s = scan(&ScanOptions {
+        scan(&ScanOptions {
             root,
             cross_mounts: false,
             threads,
@@ -519,8 +611,12 @@ mod tests {
             bar: &bar,
             warn: &|w| panic!("{w}"),
             sink: &|_| Ok(()),
+            hash_if,
         })
-        .unwrap();
+    }
+
+    fn run(root: &Path, threads: usize) -> Vec<Entry> {
+        let mut s = scan_with(root, threads, None).unwrap();
         s.entries.sort_by(|a, b| a.path.cmp(&b.path));
         s.entries
     }
@@ -558,5 +654,46 @@ mod tests {
                 target: b"d0".to_vec()
             }
         );
+    }
+
+    #[test]
+    fn hashes_only_the_files_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), [1; 5000]).unwrap();
+        std::fs::write(root.join("b"), [2; 5000]).unwrap();
+        std::fs::hard_link(root.join("b"), root.join("c")).unwrap();
+        let all = run(root, 2);
+        for threads in [1, 2] {
+            // Only /c (a link of /b) is asked for: /b is left, /c hashed.
+            let only_c = |path: &[u8], size: u64| path == b"/c" && size == 5000;
+            let s = scan_with(root, threads, Some(&only_c)).unwrap();
+            assert_eq!(s.bytes, 5000);
+            let mut got = s.entries;
+            got.sort_by(|a, b| a.path.cmp(&b.path));
+            assert_eq!(got.len(), all.len());
+            for (g, a) in got.iter().zip(&all) {
+                assert_eq!(
+                    (&g.path, g.mode, g.kind.code()),
+                    (&a.path, a.mode, a.kind.code())
+                );
+                let zero = g
+                    .digest()
+                    .is_some_and(|d| d.as_bytes().iter().all(|&b| b == 0));
+                assert_eq!(zero, g.path != b"/c" && g.digest().is_some(), "{g:?}");
+            }
+            assert_eq!(got[3].digest(), all[3].digest());
+        }
+    }
+
+    #[test]
+    fn refuses_a_root_that_is_not_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            scan_with(&file, 1, None),
+            Err(ScanError::Walk(WalkError::RootNotDirectory(_)))
+        ));
     }
 }

@@ -2,7 +2,6 @@
 //! `verityctl seal`: the manifest of a directory tree, and optionally a tree
 //! store with the Merkle tree of every file.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -12,11 +11,10 @@ use std::time::Instant;
 use clap::Args;
 use verity_manifest::{EntryKind, Manifest, ManifestError};
 
-use crate::hashing::{self, FileJob, HashError};
+use crate::hashing::{self, HashError};
 use crate::params::{ParamArgs, ParamArgsError};
-use crate::scan::{self, ScanError, ScanOptions, Scanned};
+use crate::scan::{self, ScanError, ScanOptions, Scanned, WalkError};
 use crate::store::{self, StoreError};
-use crate::walk::{Node, NodeKind, WalkError};
 
 /// Arguments of `verityctl seal`.
 #[derive(Debug, Args)]
@@ -189,29 +187,6 @@ fn refuse_inside(what: &'static str, path: &Path, root: &Path) -> Result<(), Sea
     Ok(())
 }
 
-/// Regular files to hash, one job per inode (hard links share one), and the
-/// job of each node.
-pub fn file_jobs<'a>(
-    nodes: impl Iterator<Item = &'a Node>,
-) -> (Vec<FileJob>, HashMap<Vec<u8>, usize>) {
-    let mut jobs = Vec::new();
-    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut by_path = HashMap::new();
-    for n in nodes.filter(|n| n.kind == NodeKind::File) {
-        let job = *by_inode.entry((n.dev, n.ino)).or_insert_with(|| {
-            jobs.push(FileJob {
-                fs_path: n.fs_path.clone(),
-                size: n.size,
-                dev: n.dev,
-                ino: n.ino,
-            });
-            jobs.len() - 1
-        });
-        by_path.insert(n.path.clone(), job);
-    }
-    (jobs, by_path)
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// renamed into place, so readers see the old or the new file, never a part.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
@@ -257,7 +232,7 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         }
     };
 
-    let bar = hashing::progress_bar(0, args.quiet);
+    let bar = hashing::progress_bar(args.quiet);
     let stored = AtomicU64::new(0);
     let threads = args.threads.unwrap_or_else(hashing::default_threads);
     let sink = |tree: &verity_merkle::MerkleTree| {
@@ -284,6 +259,7 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         bar: &bar,
         warn: &|w| bar.suspend(|| warn(w)),
         sink: &sink,
+        hash_if: None,
     });
     bar.finish_and_clear();
     let Scanned {

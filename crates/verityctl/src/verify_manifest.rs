@@ -12,9 +12,9 @@ use verity_manifest::{escape_bytes, Entry, EntryKind, Manifest, ManifestError};
 use verity_merkle::{DigestParseError, FileDigest};
 
 use crate::hashing::{self, HashError};
-use crate::seal::{file_jobs, warn};
+use crate::scan::{self, ScanError, ScanOptions, WalkError};
+use crate::seal::warn;
 use crate::store;
-use crate::walk::{self, Node, NodeKind, WalkError};
 
 /// Arguments of `verityctl verify-manifest`.
 #[derive(Debug, Args)]
@@ -121,27 +121,19 @@ fn kind_name(code: char) -> &'static str {
     }
 }
 
-fn node_code(kind: &NodeKind) -> char {
-    match kind {
-        NodeKind::Directory => 'd',
-        NodeKind::File => 'f',
-        NodeKind::Symlink(_) => 'l',
-        NodeKind::Fifo => 'p',
-        NodeKind::Socket => 's',
-        NodeKind::CharDevice(_) => 'c',
-        NodeKind::BlockDevice(_) => 'b',
-    }
+/// True when a file's content must be hashed to compare it: the manifest
+/// has a file of this size at `path`.
+fn needs_digest(manifest: &Manifest, path: &[u8], size: u64) -> bool {
+    manifest
+        .get(path)
+        .is_some_and(|e| matches!(e.kind, EntryKind::File { size: want, .. } if want == size))
 }
 
-/// True when a file's content must be hashed to compare it.
-fn needs_digest(e: &Entry, n: &Node) -> bool {
-    matches!(e.kind, EntryKind::File { size, .. } if n.kind == NodeKind::File && n.size == size)
-}
-
-/// The differences between manifest entry `e` and the node `n` at its path.
-fn compare(e: &Entry, n: &Node, digest: Option<&FileDigest>, out: &mut Vec<String>) {
+/// The differences between manifest entry `e` and the entry `n` found at its
+/// path (whose digest is real only where [`needs_digest`] held).
+fn compare(e: &Entry, n: &Entry, out: &mut Vec<String>) {
     let p = escape_bytes(&e.path);
-    let code = node_code(&n.kind);
+    let code = n.kind.code();
     if e.kind.code() != code {
         out.push(format!(
             "type {p}: {} != {}",
@@ -151,22 +143,28 @@ fn compare(e: &Entry, n: &Node, digest: Option<&FileDigest>, out: &mut Vec<Strin
         return;
     }
     match (&e.kind, &n.kind) {
-        (EntryKind::File { size, digest: want }, NodeKind::File) => {
-            if *size != n.size {
-                out.push(format!("size {p}: {size} != {}", n.size));
-            } else if let Some(got) = digest.filter(|got| *got != want) {
+        (
+            EntryKind::File { size, digest: want },
+            EntryKind::File {
+                size: got_size,
+                digest: got,
+            },
+        ) => {
+            if size != got_size {
+                out.push(format!("size {p}: {size} != {got_size}"));
+            } else if got != want {
                 out.push(format!("changed {p}: digest {want} != {got}"));
             }
         }
-        (EntryKind::Symlink { target }, NodeKind::Symlink(got)) if target != got => {
+        (EntryKind::Symlink { target }, EntryKind::Symlink { target: got }) if target != got => {
             out.push(format!(
                 "target {p}: {} != {}",
                 escape_bytes(target),
                 escape_bytes(got)
             ));
         }
-        (EntryKind::CharDevice { rdev }, NodeKind::CharDevice(got))
-        | (EntryKind::BlockDevice { rdev }, NodeKind::BlockDevice(got))
+        (EntryKind::CharDevice { rdev }, EntryKind::CharDevice { rdev: got })
+        | (EntryKind::BlockDevice { rdev }, EntryKind::BlockDevice { rdev: got })
             if rdev != got =>
         {
             out.push(format!("rdev {p}: {rdev} != {got}"));
@@ -220,19 +218,29 @@ pub fn run(args: &VerifyManifestArgs) -> Result<usize, VerifyManifestError> {
         path: args.root.clone(),
         source,
     })?;
-    let nodes = walk::walk(&root, args.cross_mounts, &mut warn, &mut |_| {});
-    let nodes = nodes.map_err(VerifyManifestError::Walk)?;
-
-    // Hash only the files that could still match: same type and size.
-    let to_hash = nodes
-        .iter()
-        .filter(|n| manifest.get(&n.path).is_some_and(|e| needs_digest(e, n)));
-    let (jobs, job_of) = file_jobs(to_hash);
-    let bar = hashing::progress_bar(jobs.iter().map(|j| j.size).sum(), args.quiet);
+    // One pass as in `seal`; only the files that could still match (same
+    // path, type and size) are opened and hashed.
+    let bar = hashing::progress_bar(args.quiet);
     let threads = args.threads.unwrap_or_else(hashing::default_threads);
-    let digests = hashing::hash_files(&jobs, manifest.params(), threads, &bar, |_, _| Ok(()));
+    let hash_if = |path: &[u8], size: u64| needs_digest(&manifest, path, size);
+    let scanned = scan::scan(&ScanOptions {
+        root: &root,
+        cross_mounts: args.cross_mounts,
+        threads,
+        params: manifest.params(),
+        bar: &bar,
+        warn: &|w| bar.suspend(|| warn(w)),
+        sink: &|_| Ok(()),
+        hash_if: Some(&hash_if),
+    });
     bar.finish_and_clear();
-    let digests = digests.map_err(VerifyManifestError::Hash)?;
+    let mut nodes = scanned
+        .map_err(|e| match e {
+            ScanError::Walk(e) => VerifyManifestError::Walk(e),
+            ScanError::Hash(e) => VerifyManifestError::Hash(e),
+        })?
+        .entries;
+    nodes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
 
     let mut lines = Vec::new();
     let entries = manifest.entries();
@@ -241,8 +249,7 @@ pub fn run(args: &VerifyManifestArgs) -> Result<usize, VerifyManifestError> {
         let (e, n) = (entries.get(i), nodes.get(j));
         match (e, n) {
             (Some(e), Some(n)) if e.path == n.path => {
-                let digest = job_of.get(&n.path).map(|&k| &digests[k]);
-                compare(e, n, digest, &mut lines);
+                compare(e, n, &mut lines);
                 i += 1;
                 j += 1;
             }
