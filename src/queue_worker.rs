@@ -223,17 +223,19 @@ where
         warn_ratelimited!("dropping opcode {op}: no room for a reply");
         return 0;
     }
-    if let Err(errno) = precheck(session, &header, &reader) {
+    // Read once: checked by `precheck`, and only an INIT in our major version starts a session
+    // (to a newer major the server answers with its own, and the guest retries).
+    let init_version = (op == opcode::INIT)
+        .then(|| init_version(&reader))
+        .flatten();
+    if let Err(errno) = precheck(session, &header, &reader, init_version) {
         log::debug!(
             "opcode {op} unique {}: refused with errno {errno}",
             header.unique
         );
         return reply_status(&mut writer, header.unique, errno);
     }
-    // Only an INIT in our major version starts a session (to a newer major the server answers
-    // with its own, and the guest retries).
-    let starts_session =
-        op == opcode::INIT && init_version(&reader).is_some_and(|(major, _)| major == FUSE_MAJOR);
+    let starts_session = init_version.is_some_and(|(major, _)| major == FUSE_MAJOR);
     limit_reader(&mut reader, header.len);
     match session
         .server
@@ -268,11 +270,13 @@ where
     }
 }
 
-/// The checks made before the server sees a request that expects a reply.
+/// The checks made before the server sees a request that expects a reply; `init_version` is
+/// the (major, minor) an INIT announces.
 fn precheck<F: FileSystem + Sync>(
     session: &Session<F>,
     header: &InHeader,
     reader: &Reader<'_, ()>,
+    init_version: Option<(u32, u32)>,
 ) -> Result<(), i32> {
     if let Route::Refuse(errno) = route(header.opcode) {
         return Err(errno);
@@ -281,11 +285,9 @@ fn precheck<F: FileSystem + Sync>(
     if header.opcode != opcode::INIT && !session.initialized.load(Ordering::Acquire) {
         return Err(libc::EIO);
     }
-    if header.opcode == opcode::INIT {
-        // A body too short for the version is left to the server (it answers EIO).
-        if let Some((major, minor)) = init_version(reader) {
-            check_init_version(major, minor)?;
-        }
+    // An INIT body too short for the version is left to the server (it answers EIO).
+    if let Some((major, minor)) = init_version {
+        check_init_version(major, minor)?;
     }
     if header.opcode == opcode::LOOKUP {
         let body_len = len - IN_HEADER_LEN;

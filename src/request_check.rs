@@ -8,7 +8,7 @@
 
 use std::mem::size_of;
 
-use fuse_backend_rs::abi::fuse_abi::InHeader;
+use fuse_backend_rs::abi::fuse_abi::{self, InHeader};
 
 /// Size of `struct fuse_in_header`.
 pub const IN_HEADER_LEN: usize = size_of::<InHeader>();
@@ -91,8 +91,8 @@ pub fn check_length(header: &InHeader, readable: usize) -> Result<usize, i32> {
     Ok(len)
 }
 
-/// The FUSE major version spoken.
-pub const FUSE_MAJOR: u32 = 7;
+/// The FUSE major version spoken (the server's).
+pub const FUSE_MAJOR: u32 = fuse_abi::KERNEL_VERSION;
 /// Oldest FUSE minor version accepted: virtio-fs entered Linux (5.4) with 7.31, so no
 /// virtio-fs guest sends less; older minors would need compatibility reply formats.
 pub const MIN_MINOR: u32 = 31;
@@ -108,8 +108,8 @@ pub fn check_init_version(major: u32, minor: u32) -> Result<(), i32> {
 }
 
 /// Size of `struct fuse_batch_forget_in` and of one `struct fuse_forget_one`.
-const BATCH_FORGET_IN_LEN: usize = 8;
-const FORGET_ONE_LEN: usize = 16;
+const BATCH_FORGET_IN_LEN: usize = size_of::<fuse_abi::BatchForgetIn>();
+const FORGET_ONE_LEN: usize = size_of::<fuse_abi::ForgetOne>();
 
 /// Checks that a BATCH_FORGET body of `body_len` bytes holds the `count` entries it announces,
 /// so the server never reserves room for more entries than the request carries.
