@@ -40,6 +40,11 @@ impl OpenHandles {
             .remove(&handle);
     }
 
+    /// Forgets every handle (DESTROY: the inner filesystem drops them all).
+    pub(crate) fn clear(&self) {
+        self.map.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The flags `handle` was opened with; `EBADF` for a handle this layer never opened.
     pub(crate) fn flags(&self, handle: u64) -> io::Result<u32> {
         self.map
@@ -63,5 +68,9 @@ mod tests {
         assert_eq!(h.flags(3).unwrap(), 0o4000);
         h.remove(3);
         assert!(h.flags(3).is_err());
+        h.insert(4, 0);
+        h.insert(5, 0);
+        h.clear();
+        assert!(h.flags(4).is_err() && h.flags(5).is_err());
     }
 }

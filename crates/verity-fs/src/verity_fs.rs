@@ -243,6 +243,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
 
     fn destroy(&self) {
         self.budget.clear();
+        self.handles.clear();
         if let Some(v) = &self.verity {
             v.bindings.clear();
         }
