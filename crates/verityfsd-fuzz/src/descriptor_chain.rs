@@ -18,7 +18,7 @@
 use std::mem::size_of;
 
 use arbitrary::Unstructured;
-use fuse_backend_rs::abi::fuse_abi::{GetattrIn, InHeader, InitIn, OutHeader, ReadIn};
+use fuse_backend_rs::abi::fuse_abi::{GetattrIn, InHeader, InitIn, Opcode, OutHeader, ReadIn};
 use verityfsd::request_check::opcode;
 use vhost_user_backend::VringT;
 use virtio_bindings::bindings::virtio_ring::{
@@ -42,8 +42,8 @@ const USED: u64 = 0x3000;
 const DATA: u64 = 0x4000;
 /// Where the FUSE request lies.
 const REQUEST: u64 = DATA;
-const GETATTR: u32 = 3;
-const READDIR: u32 = 28;
+const GETATTR: u32 = Opcode::Getattr as u32;
+const READDIR: u32 = Opcode::Readdir as u32;
 const OUT_HEADER: u32 = size_of::<OutHeader>() as u32;
 
 fn request(op: u32, nodeid: u64, body: &[u8]) -> Vec<u8> {
