@@ -141,21 +141,32 @@ impl Request {
     }
 
     fn encode(&self, unique: u64) -> Vec<u8> {
-        let full = IN_HEADER + self.body.len();
-        let header = InHeader {
-            len: self
-                .len
-                .unwrap_or_else(|| u32::try_from(full).unwrap_or(u32::MAX)),
-            opcode: self.opcode,
-            unique,
-            nodeid: self.nodeid,
-            ..Default::default()
-        };
-        let mut out = header.as_slice().to_vec();
-        out.extend_from_slice(&self.body);
+        let mut out = encode_request(self.opcode, unique, self.nodeid, &self.body, self.len);
         out.truncate(self.truncate.unwrap_or(MAX_REQUEST).min(MAX_REQUEST));
         out
     }
+}
+
+/// A FUSE request: `fuse_in_header` then `body`. The header's `len` is `len`, or the bytes
+/// encoded when `None`.
+pub(crate) fn encode_request(
+    opcode: u32,
+    unique: u64,
+    nodeid: u64,
+    body: &[u8],
+    len: Option<u32>,
+) -> Vec<u8> {
+    let full = IN_HEADER + body.len();
+    let header = InHeader {
+        len: len.unwrap_or_else(|| u32::try_from(full).unwrap_or(u32::MAX)),
+        opcode,
+        unique,
+        nodeid,
+        ..Default::default()
+    };
+    let mut out = header.as_slice().to_vec();
+    out.extend_from_slice(body);
+    out
 }
 
 /// The session as the fuzzing guest sees it.
