@@ -13,11 +13,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{check_still_serving, errno_of, mkfifo, Failures, Share, STILL_SERVING_TIMEOUT};
+use common::{
+    check_still_serving, errno_of, getattr_buffers, mkfifo, Failures, Share, STILL_SERVING_TIMEOUT,
+};
 
 use verity_merkle::MerkleParams;
 use vhost_user_harness::abi::{GetxattrIn, InitIn, ReadIn, SetattrIn};
-use vhost_user_harness::fuse_wire::{encode_request, push_name};
+use vhost_user_harness::fuse_wire::push_name;
 use vhost_user_harness::virtqueue::{write_indirect_table, RawDescriptor, Segment};
 use vhost_user_harness::virtqueue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use vhost_user_harness::{
@@ -46,15 +48,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A GETATTR request in guest memory and a reply buffer; returns (request, len, reply).
-fn getattr_buffers(fs: &mut VirtioFsClient, unique: u64) -> (GuestAddress, u32, GuestAddress) {
-    let mem = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
-    let request = encode_request(Opcode::Getattr as u32, unique, ROOT_ID, &[0; 16]);
-    let buf = mem.alloc(request.len() as u64, 8).unwrap();
-    mem.write(buf, &request).unwrap();
-    (buf, request.len() as u32, mem.alloc(4096, 8).unwrap())
-}
-
 /// Publishes one ring descriptor `desc` as a chain, kicks, and returns the used length if
 /// the daemon returned the chain.
 fn publish_one(fs: &mut VirtioFsClient, desc: RawDescriptor) -> Option<u32> {
@@ -79,8 +72,8 @@ fn case02_buffers_straddling_the_end_of_memory_are_dropped_without_partial_write
     for readable_straddles in [false, true] {
         let share = Share::start();
         let mut fs = share.client();
-        let (req, len, _) = getattr_buffers(&mut fs, 77);
         let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+        let (req, len, _) = getattr_buffers(mem, 77);
         let end = mem.size() as u64;
         let tail = GuestAddress(end - 8);
         mem.fill(tail, 8, 0xa5).unwrap();
@@ -130,8 +123,8 @@ fn case06_malformed_indirect_tables_are_dropped() {
     for what in ["len 0", "len 17", "nested indirect"] {
         let share = Share::start();
         let mut fs = share.client();
-        let (req, len, reply) = getattr_buffers(&mut fs, 78);
         let mem = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
+        let (req, len, reply) = getattr_buffers(mem, 78);
         let inner = mem.alloc(32, 16).unwrap();
         write_indirect_table(
             mem,
@@ -196,8 +189,8 @@ fn case08_reply_buffer_shorter_than_a_header_is_dropped() {
     let share = Share::start();
     let mut fs = share.client();
     let mut f = Failures::default();
-    let (req, len, reply) = getattr_buffers(&mut fs, 79);
     let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+    let (req, len, reply) = getattr_buffers(mem, 79);
     mem.fill(reply, 16, 0x5a).unwrap();
     q.add_chain(
         mem,
@@ -229,8 +222,8 @@ fn case09_duplicate_head_in_the_avail_ring() {
     let share = Share::start();
     let mut fs = share.client();
     let mut f = Failures::default();
-    let (req, len, reply) = getattr_buffers(&mut fs, 80);
     let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+    let (req, len, reply) = getattr_buffers(mem, 80);
     let head = q
         .add_chain(
             mem,

@@ -12,7 +12,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vhost_user_harness::{DaemonProcess, HarnessConfig, VirtioFsClient, ROOT_ID};
+use vhost_user_harness::fuse_wire::encode_request;
+use vhost_user_harness::{
+    DaemonProcess, GuestAddress, HarnessConfig, Opcode, VirtioFsClient, ROOT_ID,
+};
 
 pub mod seal;
 pub mod stress;
@@ -182,4 +185,16 @@ pub fn check_still_serving(f: &mut Failures, fs: &mut VirtioFsClient, share: &Sh
             format!("daemon stopped serving after: {what} (log: {last})"),
         );
     }
+}
+
+/// Writes a GETATTR of the root (with `unique`) and a 4 KiB reply buffer into guest memory,
+/// for chains built by hand; returns (request, request length, reply).
+pub fn getattr_buffers(
+    mem: &mut vhost_user_harness::memory::GuestMemory,
+    unique: u64,
+) -> (GuestAddress, u32, GuestAddress) {
+    let request = encode_request(Opcode::Getattr as u32, unique, ROOT_ID, &[0; 16]);
+    let buf = mem.alloc(request.len() as u64, 8).unwrap();
+    mem.write(buf, &request).unwrap();
+    (buf, request.len() as u32, mem.alloc(4096, 8).unwrap())
 }
