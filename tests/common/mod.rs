@@ -198,3 +198,14 @@ pub fn getattr_buffers(
     mem.write(buf, &request).unwrap();
     (buf, request.len() as u32, mem.alloc(4096, 8).unwrap())
 }
+
+/// A memory figure of process `pid` in KiB: the `field` line (`"VmRSS:"`, `"VmHWM:"`) of
+/// `/proc/<pid>/status`.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
