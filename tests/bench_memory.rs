@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{daemon_binary, status_kib};
+use common::{daemon_binary, median, status_kib};
 use vhost_user_harness::{VirtioFsClient, ROOT_ID};
 
 const SEQ_CHUNK: u32 = 1 << 20;
@@ -116,11 +116,6 @@ fn measure(binary: &Path, args: &[String]) -> Run {
         hwm_start_kib,
         hwm_read_kib,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
