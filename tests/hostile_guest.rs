@@ -22,9 +22,7 @@ use vhost_user_harness::abi::{GetxattrIn, InitIn, ReadIn, SetattrIn};
 use vhost_user_harness::fuse_wire::push_name;
 use vhost_user_harness::virtqueue::{write_indirect_table, RawDescriptor, Segment};
 use vhost_user_harness::virtqueue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use vhost_user_harness::{
-    DaemonProcess, GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID,
-};
+use vhost_user_harness::{GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID};
 use vm_memory::ByteValued;
 
 /// How long to wait for a used entry a hostile chain may never get.
@@ -810,16 +808,13 @@ fn case31_a_bind_mount_added_after_start_is_not_served() {
     std::fs::create_dir(&evil).unwrap();
     std::fs::write(evil.join("planted"), b"not sealed\n").unwrap();
     std::fs::write(evil.join("listed"), b"not what was sealed\n").unwrap();
-    let daemon = DaemonProcess::spawn(
-        common::daemon_binary(),
-        [
-            format!("--shared-dir={}", root.display()),
-            format!("--manifest={}", outer.path().join("manifest").display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-        ],
-    )
-    .unwrap();
+    let daemon = common::spawn_unconfined(
+        &root,
+        [format!(
+            "--manifest={}",
+            outer.path().join("manifest").display()
+        )],
+    );
     let mounted = Command::new("mount")
         .arg("--bind")
         .arg(&evil)

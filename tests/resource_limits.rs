@@ -10,7 +10,7 @@ use std::mem::size_of;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{daemon_binary, errno_of, status_kib, Failures};
+use common::{errno_of, spawn_unconfined, status_kib, Failures};
 use verity_fs::FsLimits;
 use verity_merkle::MerkleParams;
 use vhost_user_harness::abi::AttrOut;
@@ -35,18 +35,10 @@ fn serve(files: usize, extra: &[&str]) -> (tempfile::TempDir, DaemonProcess) {
     for i in 0..files {
         std::fs::write(many.join(format!("f{i:05}")), format!("{i}\n")).unwrap();
     }
-    let daemon = DaemonProcess::spawn(
-        daemon_binary(),
-        [
-            format!("--shared-dir={}", dir.path().display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-            "--cache=auto".into(),
-        ]
-        .into_iter()
-        .chain(extra.iter().map(|a| a.to_string())),
-    )
-    .unwrap();
+    let daemon = spawn_unconfined(
+        dir.path(),
+        std::iter::once("--cache=auto".to_string()).chain(extra.iter().map(|a| a.to_string())),
+    );
     (dir, daemon)
 }
 
@@ -266,18 +258,14 @@ fn case37_open_flood_on_a_verified_share_keeps_the_tree_store_reserve() {
     let store = dir.path().join("store");
     let manifest = common::seal::seal(&root, &params, Some(&store));
     std::fs::write(dir.path().join("manifest"), manifest.to_bytes()).unwrap();
-    let daemon = DaemonProcess::spawn(
-        daemon_binary(),
+    let daemon = spawn_unconfined(
+        &root,
         [
-            format!("--shared-dir={}", root.display()),
             format!("--manifest={}", dir.path().join("manifest").display()),
             format!("--tree-store={}", store.display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
             nofile_arg(),
         ],
-    )
-    .unwrap();
+    );
     // Only the large files' trees are kept out of the guest's budget; the inodes of the
     // opened files share its total with the handles.
     let limits = FsLimits::from_nofile(NOFILE - LARGE as u64, 0);

@@ -58,6 +58,20 @@ pub fn mkfifo(path: &Path) {
     assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
+/// A daemon serving `share` without sandbox and system-call filter (tests run unprivileged),
+/// with `extra` arguments after those.
+pub fn spawn_unconfined(share: &Path, extra: impl IntoIterator<Item = String>) -> DaemonProcess {
+    let args = [
+        format!("--shared-dir={}", share.display()),
+        "--sandbox=none".into(),
+        "--seccomp=none".into(),
+    ]
+    .into_iter()
+    .chain(extra);
+    DaemonProcess::spawn(daemon_binary(), args)
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()))
+}
+
 /// A sample tree in `<tmp>/share` (with a `secret` file next to it, outside
 /// the share) and a daemon serving it.
 pub struct Share {
@@ -94,19 +108,12 @@ impl Share {
         std::os::unix::fs::symlink("../../x", root.join("link_up")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link_etc")).unwrap();
         mkfifo(&root.join("fifo"));
-        let daemon = DaemonProcess::spawn(
-            daemon_binary(),
-            [
-                format!("--shared-dir={}", root.display()),
-                "--sandbox=none".into(),
-                "--seccomp=none".into(),
-                "--readonly".into(),
-                "--cache=auto".into(),
-            ]
-            .into_iter()
-            .chain(extra_args.iter().map(|a| a.to_string())),
-        )
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()));
+        let daemon = spawn_unconfined(
+            &root,
+            ["--readonly".into(), "--cache=auto".into()]
+                .into_iter()
+                .chain(extra_args.iter().map(|a| a.to_string())),
+        );
         Share { outer, daemon }
     }
 
