@@ -36,8 +36,9 @@ const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
 const FATTR_MODE: u32 = 1 << 0;
 const FATTR_UID: u32 = 1 << 1;
 const FATTR_GID: u32 = 1 << 2;
-/// `FUSE_RENAME2` and `FUSE_TMPFILE` (the harness has no helpers for them).
-const FUSE_RENAME2: u32 = 45;
+/// `FUSE_RENAME2` and `FUSE_TMPFILE` (the harness has no helpers for them; fuse-backend-rs's
+/// opcode table ends before `FUSE_TMPFILE`).
+const FUSE_RENAME2: u32 = Opcode::Rename2 as u32;
 const FUSE_TMPFILE: u32 = 51;
 
 fn is_root() -> bool {
