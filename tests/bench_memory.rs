@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon_binary;
+use common::{daemon_binary, median, status_kib};
 use vhost_user_harness::{VirtioFsClient, ROOT_ID};
 
 const SEQ_CHUNK: u32 = 1 << 20;
@@ -35,16 +35,6 @@ struct Run {
     startup_ms: f64,
     hwm_start_kib: u64,
     hwm_read_kib: u64,
-}
-
-/// A `VmHWM:` or `VmRSS:` value of a process, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 struct Daemon {
@@ -126,11 +116,6 @@ fn measure(binary: &Path, args: &[String]) -> Run {
         hwm_start_kib,
         hwm_read_kib,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::seal::seal;
-use common::{daemon_binary, pseudo_random};
+use common::{daemon_binary, median, pseudo_random};
 use verity_merkle::MerkleParams;
 use vhost_user_harness::{DaemonProcess, VirtioFsClient, ROOT_ID};
 
@@ -80,11 +80,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
 }
 
 #[test]

@@ -55,6 +55,22 @@ fn wait_for_path(path: &Path) {
     }
 }
 
+/// Spawns the daemon serving `share` on `sock` with `args` (stderr captured) and waits for
+/// the socket to appear.
+fn spawn_serving(sock: &Path, share: &Path, args: &[&str]) -> Child {
+    let child = Command::new(BIN)
+        .arg(format!("--socket-path={}", sock.display()))
+        .arg(format!("--shared-dir={}", share.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_path(sock);
+    child
+}
+
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -233,16 +249,11 @@ fn socket_and_pid_file_are_removed_after_disconnect() {
     fs::create_dir(&share).unwrap();
     let sock = dir.path().join("vfs.sock");
     let pid = dir.path().join("vfs.sock.pid");
-    let mut child = Command::new(BIN)
-        .arg(format!("--socket-path={}", sock.display()))
-        .arg(format!("--shared-dir={}", share.display()))
-        .args(["--sandbox=none", "--seccomp=none", "--log-level=debug"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_path(&sock);
+    let mut child = spawn_serving(
+        &sock,
+        &share,
+        &["--sandbox=none", "--seccomp=none", "--log-level=debug"],
+    );
     assert_eq!(
         fs::read_to_string(&pid).unwrap().trim(),
         child.id().to_string()
@@ -260,16 +271,7 @@ fn socket_and_pid_file_are_removed_after_disconnect() {
 fn start_and_disconnect(share: &Path, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("vfs.sock");
-    let mut child = Command::new(BIN)
-        .arg(format!("--socket-path={}", sock.display()))
-        .arg(format!("--shared-dir={}", share.display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_path(&sock);
+    let mut child = spawn_serving(&sock, share, args);
     drop(UnixStream::connect(&sock).unwrap());
     let status = wait_timeout(&mut child);
     let err = stderr_of(&child.wait_with_output().unwrap());
@@ -320,15 +322,7 @@ fn sigterm_removes_socket_and_pid_file() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("vfs.sock");
     let pid = dir.path().join("vfs.sock.pid");
-    let mut child = Command::new(BIN)
-        .arg(format!("--socket-path={}", sock.display()))
-        .arg(format!("--shared-dir={}", dir.path().display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_path(&sock);
+    let mut child = spawn_serving(&sock, dir.path(), &[]);
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

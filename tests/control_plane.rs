@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::stress::{check_clean_exit, Contents, Fixture, Load};
-use common::{daemon_binary, Failures};
+use common::{spawn_unconfined, Failures};
 use vhost::vhost_user::message::{
     FrontendReq, VhostUserMemory, VhostUserMemoryRegion, VhostUserVringState,
 };
@@ -32,15 +32,7 @@ const CONTROL_BOUND: Duration = Duration::from_secs(5);
 fn small_daemon() -> (tempfile::TempDir, DaemonProcess) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file"), b"still here\n").unwrap();
-    let daemon = DaemonProcess::spawn(
-        daemon_binary(),
-        [
-            format!("--shared-dir={}", dir.path().display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("cannot start the daemon: {e}"));
+    let daemon = spawn_unconfined(dir.path(), []);
     (dir, daemon)
 }
 

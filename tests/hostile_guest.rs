@@ -13,16 +13,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{check_still_serving, errno_of, mkfifo, Failures, Share, STILL_SERVING_TIMEOUT};
+use common::{
+    check_still_serving, errno_of, getattr_buffers, mkfifo, Failures, Share, STILL_SERVING_TIMEOUT,
+};
 
 use verity_merkle::MerkleParams;
 use vhost_user_harness::abi::{GetxattrIn, InitIn, ReadIn, SetattrIn};
-use vhost_user_harness::fuse_wire::{encode_request, push_name};
+use vhost_user_harness::fuse_wire::push_name;
 use vhost_user_harness::virtqueue::{write_indirect_table, RawDescriptor, Segment};
 use vhost_user_harness::virtqueue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use vhost_user_harness::{
-    DaemonProcess, GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID,
-};
+use vhost_user_harness::{GuestAddress, InitInfo, Opcode, VirtioFsClient, REQUEST_QUEUE, ROOT_ID};
 use vm_memory::ByteValued;
 
 /// How long to wait for a used entry a hostile chain may never get.
@@ -36,23 +36,15 @@ const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
 const FATTR_MODE: u32 = 1 << 0;
 const FATTR_UID: u32 = 1 << 1;
 const FATTR_GID: u32 = 1 << 2;
-/// `FUSE_RENAME2` and `FUSE_TMPFILE` (the harness has no helpers for them).
-const FUSE_RENAME2: u32 = 45;
+/// `FUSE_RENAME2` and `FUSE_TMPFILE` (the harness has no helpers for them; fuse-backend-rs's
+/// opcode table ends before `FUSE_TMPFILE`).
+const FUSE_RENAME2: u32 = Opcode::Rename2 as u32;
 const FUSE_TMPFILE: u32 = 51;
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
-}
-
-/// A GETATTR request in guest memory and a reply buffer; returns (request, len, reply).
-fn getattr_buffers(fs: &mut VirtioFsClient, unique: u64) -> (GuestAddress, u32, GuestAddress) {
-    let mem = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
-    let request = encode_request(Opcode::Getattr as u32, unique, ROOT_ID, &[0; 16]);
-    let buf = mem.alloc(request.len() as u64, 8).unwrap();
-    mem.write(buf, &request).unwrap();
-    (buf, request.len() as u32, mem.alloc(4096, 8).unwrap())
 }
 
 /// Publishes one ring descriptor `desc` as a chain, kicks, and returns the used length if
@@ -79,8 +71,8 @@ fn case02_buffers_straddling_the_end_of_memory_are_dropped_without_partial_write
     for readable_straddles in [false, true] {
         let share = Share::start();
         let mut fs = share.client();
-        let (req, len, _) = getattr_buffers(&mut fs, 77);
         let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+        let (req, len, _) = getattr_buffers(mem, 77);
         let end = mem.size() as u64;
         let tail = GuestAddress(end - 8);
         mem.fill(tail, 8, 0xa5).unwrap();
@@ -130,8 +122,8 @@ fn case06_malformed_indirect_tables_are_dropped() {
     for what in ["len 0", "len 17", "nested indirect"] {
         let share = Share::start();
         let mut fs = share.client();
-        let (req, len, reply) = getattr_buffers(&mut fs, 78);
         let mem = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
+        let (req, len, reply) = getattr_buffers(mem, 78);
         let inner = mem.alloc(32, 16).unwrap();
         write_indirect_table(
             mem,
@@ -196,8 +188,8 @@ fn case08_reply_buffer_shorter_than_a_header_is_dropped() {
     let share = Share::start();
     let mut fs = share.client();
     let mut f = Failures::default();
-    let (req, len, reply) = getattr_buffers(&mut fs, 79);
     let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+    let (req, len, reply) = getattr_buffers(mem, 79);
     mem.fill(reply, 16, 0x5a).unwrap();
     q.add_chain(
         mem,
@@ -229,8 +221,8 @@ fn case09_duplicate_head_in_the_avail_ring() {
     let share = Share::start();
     let mut fs = share.client();
     let mut f = Failures::default();
-    let (req, len, reply) = getattr_buffers(&mut fs, 80);
     let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
+    let (req, len, reply) = getattr_buffers(mem, 80);
     let head = q
         .add_chain(
             mem,
@@ -817,16 +809,13 @@ fn case31_a_bind_mount_added_after_start_is_not_served() {
     std::fs::create_dir(&evil).unwrap();
     std::fs::write(evil.join("planted"), b"not sealed\n").unwrap();
     std::fs::write(evil.join("listed"), b"not what was sealed\n").unwrap();
-    let daemon = DaemonProcess::spawn(
-        common::daemon_binary(),
-        [
-            format!("--shared-dir={}", root.display()),
-            format!("--manifest={}", outer.path().join("manifest").display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-        ],
-    )
-    .unwrap();
+    let daemon = common::spawn_unconfined(
+        &root,
+        [format!(
+            "--manifest={}",
+            outer.path().join("manifest").display()
+        )],
+    );
     let mounted = Command::new("mount")
         .arg("--bind")
         .arg(&evil)

@@ -16,12 +16,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    check_still_serving, errno_of, Failures, Share, BIG_FILE_SIZE, PAGE_PLUS_ONE,
+    check_still_serving, errno_of, getattr_buffers, Failures, Share, BIG_FILE_SIZE, PAGE_PLUS_ONE,
     STILL_SERVING_TIMEOUT,
 };
 
 use vhost_user_harness::abi::{InitIn, SetattrIn};
-use vhost_user_harness::fuse_wire::{encode_request, encode_request_with_len};
+use vhost_user_harness::fuse_wire::encode_request_with_len;
 use vhost_user_harness::virtqueue::{RawDescriptor, Segment, DESC_F_NEXT};
 use vhost_user_harness::{
     ChainLayout, DirEntry, GuestAddress, HarnessConfig, Opcode, VirtioFsClient, REQUEST_QUEUE,
@@ -639,7 +639,7 @@ fn hostile_descriptor_chains_do_not_stop_the_daemon() {
         let share = Share::start();
         let mut fs = share.client();
         let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
-        let (buf, reply) = getattr_buffers(mem);
+        let (buf, _, reply) = getattr_buffers(mem, 999);
         q.add_chain(mem, &build(buf, reply)).unwrap();
         q.kick().unwrap();
         let _ = fs
@@ -656,7 +656,7 @@ fn hostile_descriptor_chains_do_not_stop_the_daemon() {
         let share = Share::start();
         let mut fs = share.client();
         let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
-        let (buf, _) = getattr_buffers(mem);
+        let (buf, _, _) = getattr_buffers(mem, 999);
         let d = q.take_descriptors(1).unwrap();
         let desc = RawDescriptor {
             addr: buf.0,
@@ -673,16 +673,6 @@ fn hostile_descriptor_chains_do_not_stop_the_daemon() {
         check_still_serving(&mut f, &mut fs, &share, what);
     }
     f.assert_none();
-}
-
-/// Writes a GETATTR request into guest memory; returns (request, reply) buffers.
-fn getattr_buffers(
-    mem: &mut vhost_user_harness::memory::GuestMemory,
-) -> (GuestAddress, GuestAddress) {
-    let request = encode_request(Opcode::Getattr as u32, 999, ROOT_ID, &[0; 16]);
-    let buf = mem.alloc(request.len() as u64, 8).unwrap();
-    mem.write(buf, &request).unwrap();
-    (buf, mem.alloc(4096, 8).unwrap())
 }
 
 #[test]

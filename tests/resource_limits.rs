@@ -10,7 +10,7 @@ use std::mem::size_of;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{daemon_binary, errno_of, Failures};
+use common::{errno_of, spawn_unconfined, status_kib, Failures};
 use verity_fs::FsLimits;
 use verity_merkle::MerkleParams;
 use vhost_user_harness::abi::AttrOut;
@@ -35,18 +35,10 @@ fn serve(files: usize, extra: &[&str]) -> (tempfile::TempDir, DaemonProcess) {
     for i in 0..files {
         std::fs::write(many.join(format!("f{i:05}")), format!("{i}\n")).unwrap();
     }
-    let daemon = DaemonProcess::spawn(
-        daemon_binary(),
-        [
-            format!("--shared-dir={}", dir.path().display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-            "--cache=auto".into(),
-        ]
-        .into_iter()
-        .chain(extra.iter().map(|a| a.to_string())),
-    )
-    .unwrap();
+    let daemon = spawn_unconfined(
+        dir.path(),
+        std::iter::once("--cache=auto".to_string()).chain(extra.iter().map(|a| a.to_string())),
+    );
     (dir, daemon)
 }
 
@@ -57,16 +49,6 @@ fn name(i: usize) -> String {
 /// Descriptors the daemon holds now.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// Resident memory of the daemon in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 fn nofile_arg() -> String {
@@ -276,18 +258,14 @@ fn case37_open_flood_on_a_verified_share_keeps_the_tree_store_reserve() {
     let store = dir.path().join("store");
     let manifest = common::seal::seal(&root, &params, Some(&store));
     std::fs::write(dir.path().join("manifest"), manifest.to_bytes()).unwrap();
-    let daemon = DaemonProcess::spawn(
-        daemon_binary(),
+    let daemon = spawn_unconfined(
+        &root,
         [
-            format!("--shared-dir={}", root.display()),
             format!("--manifest={}", dir.path().join("manifest").display()),
             format!("--tree-store={}", store.display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
             nofile_arg(),
         ],
-    )
-    .unwrap();
+    );
     // Only the large files' trees are kept out of the guest's budget; the inodes of the
     // opened files share its total with the handles.
     let limits = FsLimits::from_nofile(NOFILE - LARGE as u64, 0);
@@ -337,7 +315,7 @@ fn case39_a_full_queue_of_32768_requests_is_answered() {
     let mut fs = VirtioFsClient::connect_with(daemon.socket_path(), &config).unwrap();
     fs.init().unwrap();
     let node = fs.lookup_path("many/f00001").unwrap().nodeid;
-    let before = rss_kib(daemon.pid());
+    let before = status_kib(daemon.pid(), "VmRSS:");
     let unique = fs.next_unique();
     let request = encode_request(Opcode::Getattr as u32, unique, node, &[0; 16]);
     let (q, mem) = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap();
@@ -382,7 +360,7 @@ fn case39_a_full_queue_of_32768_requests_is_answered() {
     let header = fs.harness_mut().raw_queue(REQUEST_QUEUE).unwrap().1;
     let header = header.read(reply, 16).unwrap();
     assert_eq!(header[8..16], unique.to_le_bytes());
-    let after = rss_kib(daemon.pid());
+    let after = status_kib(daemon.pid(), "VmRSS:");
     assert!(
         after < before + 64 * 1024,
         "daemon RSS grew from {before} KiB to {after} KiB for one full queue"
@@ -432,10 +410,10 @@ fn case19_large_directories_stream_with_bounded_memory() {
     let many = fs.lookup(ROOT_ID, "many").unwrap().nodeid;
     // Warm up allocator and buffers with one small listing.
     fs.list_dir("").unwrap();
-    let before = rss_kib(daemon.pid());
+    let before = status_kib(daemon.pid(), "VmRSS:");
     assert_eq!(stream(&mut fs, many, false), entries);
     assert_eq!(stream(&mut fs, many, true), entries);
-    let after = rss_kib(daemon.pid());
+    let after = status_kib(daemon.pid(), "VmRSS:");
     assert!(
         after < before + 8 * 1024,
         "daemon RSS grew from {before} KiB to {after} KiB listing {entries} entries"

@@ -12,7 +12,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vhost_user_harness::{DaemonProcess, HarnessConfig, VirtioFsClient, ROOT_ID};
+use vhost_user_harness::fuse_wire::encode_request;
+use vhost_user_harness::{
+    DaemonProcess, GuestAddress, HarnessConfig, Opcode, VirtioFsClient, ROOT_ID,
+};
 
 pub mod seal;
 pub mod stress;
@@ -55,6 +58,20 @@ pub fn mkfifo(path: &Path) {
     assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
+/// A daemon serving `share` without sandbox and system-call filter (tests run unprivileged),
+/// with `extra` arguments after those.
+pub fn spawn_unconfined(share: &Path, extra: impl IntoIterator<Item = String>) -> DaemonProcess {
+    let args = [
+        format!("--shared-dir={}", share.display()),
+        "--sandbox=none".into(),
+        "--seccomp=none".into(),
+    ]
+    .into_iter()
+    .chain(extra);
+    DaemonProcess::spawn(daemon_binary(), args)
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()))
+}
+
 /// A sample tree in `<tmp>/share` (with a `secret` file next to it, outside
 /// the share) and a daemon serving it.
 pub struct Share {
@@ -91,19 +108,12 @@ impl Share {
         std::os::unix::fs::symlink("../../x", root.join("link_up")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("link_etc")).unwrap();
         mkfifo(&root.join("fifo"));
-        let daemon = DaemonProcess::spawn(
-            daemon_binary(),
-            [
-                format!("--shared-dir={}", root.display()),
-                "--sandbox=none".into(),
-                "--seccomp=none".into(),
-                "--readonly".into(),
-                "--cache=auto".into(),
-            ]
-            .into_iter()
-            .chain(extra_args.iter().map(|a| a.to_string())),
-        )
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_binary().display()));
+        let daemon = spawn_unconfined(
+            &root,
+            ["--readonly".into(), "--cache=auto".into()]
+                .into_iter()
+                .chain(extra_args.iter().map(|a| a.to_string())),
+        );
         Share { outer, daemon }
     }
 
@@ -182,4 +192,33 @@ pub fn check_still_serving(f: &mut Failures, fs: &mut VirtioFsClient, share: &Sh
             format!("daemon stopped serving after: {what} (log: {last})"),
         );
     }
+}
+
+/// Writes a GETATTR of the root (with `unique`) and a 4 KiB reply buffer into guest memory,
+/// for chains built by hand; returns (request, request length, reply).
+pub fn getattr_buffers(
+    mem: &mut vhost_user_harness::memory::GuestMemory,
+    unique: u64,
+) -> (GuestAddress, u32, GuestAddress) {
+    let request = encode_request(Opcode::Getattr as u32, unique, ROOT_ID, &[0; 16]);
+    let buf = mem.alloc(request.len() as u64, 8).unwrap();
+    mem.write(buf, &request).unwrap();
+    (buf, request.len() as u32, mem.alloc(4096, 8).unwrap())
+}
+
+/// A memory figure of process `pid` in KiB: the `field` line (`"VmRSS:"`, `"VmHWM:"`) of
+/// `/proc/<pid>/status`.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The median of `v` (the lower middle value of an even count), for benchmark rounds.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
 }

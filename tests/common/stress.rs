@@ -14,7 +14,7 @@ use vhost_user_harness::{
 use vm_memory::Address;
 
 use super::seal::seal;
-use super::{daemon_binary, pseudo_random, Failures};
+use super::{pseudo_random, spawn_unconfined, Failures};
 
 /// Size of the two files `x` and `y` (not block aligned).
 pub const FILE_SIZE: usize = 256 * 1024 + 123;
@@ -88,19 +88,13 @@ impl Fixture {
     }
 
     pub fn start(&self, extra: &[&str]) -> DaemonProcess {
-        let mut args = vec![
-            format!("--shared-dir={}", self.root().display()),
-            "--sandbox=none".into(),
-            "--seccomp=none".into(),
-            "--cache=never".into(),
-        ];
+        let mut args = vec!["--cache=never".to_string()];
         if self.verified {
             let manifest = self.outer.path().join("manifest");
             args.push(format!("--manifest={}", manifest.display()));
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        DaemonProcess::spawn(daemon_binary(), args)
-            .unwrap_or_else(|e| panic!("cannot start the daemon: {e}"))
+        spawn_unconfined(&self.root(), args)
     }
 }
 

@@ -115,11 +115,7 @@ impl FakeRtmr {
 
     /// Extends the register with `digest` as the kernel does.
     fn extend(&mut self, digest: &[u8]) {
-        self.value = Sha384::new()
-            .chain_update(&self.value)
-            .chain_update(digest)
-            .finalize()
-            .to_vec();
+        self.value = extended(&self.value, digest);
         std::fs::write(&self.path, &self.value).unwrap();
     }
 
@@ -153,15 +149,18 @@ fn logged_digests(log: &[u8], mr: u32) -> Vec<Vec<u8>> {
     out
 }
 
+/// A register of value `value` extended with `digest`: SHA-384(value || digest).
+fn extended(value: &[u8], digest: &[u8]) -> Vec<u8> {
+    Sha384::new()
+        .chain_update(value)
+        .chain_update(digest)
+        .finalize()
+        .to_vec()
+}
+
 /// SHA-384 replay from zero.
 fn replay(digests: &[Vec<u8>]) -> Vec<u8> {
-    digests.iter().fold(vec![0; 48], |v, d| {
-        Sha384::new()
-            .chain_update(v)
-            .chain_update(d)
-            .finalize()
-            .to_vec()
-    })
+    digests.iter().fold(vec![0; 48], |v, d| extended(&v, d))
 }
 
 fn attest_rtmr(mr: &std::path::Path, log: &std::path::Path, tag: &str) -> Output {

@@ -18,7 +18,7 @@
 use std::mem::size_of;
 
 use arbitrary::Unstructured;
-use fuse_backend_rs::abi::fuse_abi::{GetattrIn, InHeader, InitIn, OutHeader, ReadIn};
+use fuse_backend_rs::abi::fuse_abi::{GetattrIn, InitIn, Opcode, OutHeader, ReadIn};
 use verityfsd::request_check::opcode;
 use vhost_user_backend::VringT;
 use virtio_bindings::bindings::virtio_ring::{
@@ -27,6 +27,7 @@ use virtio_bindings::bindings::virtio_ring::{
 use virtio_queue::{QueueOwnedT, QueueT};
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryMmap};
 
+use crate::fuse_requests::encode_request;
 use crate::input::num;
 use crate::mock_queue::{
     guest_memory, read_u16, read_u32, vring, write_desc, MockQueue, DESC_SIZE, MAX_QUEUE_SIZE,
@@ -42,21 +43,12 @@ const USED: u64 = 0x3000;
 const DATA: u64 = 0x4000;
 /// Where the FUSE request lies.
 const REQUEST: u64 = DATA;
-const GETATTR: u32 = 3;
-const READDIR: u32 = 28;
+const GETATTR: u32 = Opcode::Getattr as u32;
+const READDIR: u32 = Opcode::Readdir as u32;
 const OUT_HEADER: u32 = size_of::<OutHeader>() as u32;
 
 fn request(op: u32, nodeid: u64, body: &[u8]) -> Vec<u8> {
-    let header = InHeader {
-        len: (size_of::<InHeader>() + body.len()) as u32,
-        opcode: op,
-        unique: 0x5eed,
-        nodeid,
-        ..Default::default()
-    };
-    let mut out = header.as_slice().to_vec();
-    out.extend_from_slice(body);
-    out
+    encode_request(op, 0x5eed, nodeid, body, None)
 }
 
 fn init_request() -> Vec<u8> {

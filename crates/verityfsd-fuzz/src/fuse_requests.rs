@@ -20,8 +20,8 @@ use std::mem::size_of;
 use arbitrary::Unstructured;
 use fuse_backend_rs::abi::fuse_abi::{
     AccessIn, BatchForgetIn, EntryOut, FlushIn, ForgetIn, ForgetOne, GetattrIn, GetxattrIn,
-    InHeader, InitIn, InterruptIn, IoctlIn, IoctlOut, LseekIn, OpenIn, OpenOut, OutHeader, ReadIn,
-    ReleaseIn,
+    InHeader, InitIn, InterruptIn, IoctlIn, IoctlOut, LseekIn, Opcode, OpenIn, OpenOut, OutHeader,
+    ReadIn, ReleaseIn,
 };
 use verity_fs::{FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY};
 use verity_manifest::EntryKind;
@@ -39,26 +39,47 @@ const IN_HEADER: usize = size_of::<InHeader>();
 const OUT_HEADER: usize = size_of::<OutHeader>();
 const ROOT: u64 = 1;
 
-// Opcodes without a constant in the daemon's request checks.
-const GETATTR: u32 = 3;
-const READLINK: u32 = 5;
-const OPEN: u32 = 14;
-const READ: u32 = 15;
-const STATFS: u32 = 17;
-const RELEASE: u32 = 18;
-const GETXATTR: u32 = 22;
-const LISTXATTR: u32 = 23;
-const FLUSH: u32 = 25;
-const OPENDIR: u32 = 27;
-const READDIR: u32 = 28;
-const RELEASEDIR: u32 = 29;
-const ACCESS: u32 = 34;
-const IOCTL: u32 = 39;
-const READDIRPLUS: u32 = 44;
-const LSEEK: u32 = 46;
+// Opcodes without a constant in the daemon's request checks, from fuse-backend-rs's table.
+const GETATTR: u32 = Opcode::Getattr as u32;
+const READLINK: u32 = Opcode::Readlink as u32;
+const OPEN: u32 = Opcode::Open as u32;
+const READ: u32 = Opcode::Read as u32;
+const STATFS: u32 = Opcode::Statfs as u32;
+const RELEASE: u32 = Opcode::Release as u32;
+const GETXATTR: u32 = Opcode::Getxattr as u32;
+const LISTXATTR: u32 = Opcode::Listxattr as u32;
+const FLUSH: u32 = Opcode::Flush as u32;
+const OPENDIR: u32 = Opcode::Opendir as u32;
+const READDIR: u32 = Opcode::Readdir as u32;
+const RELEASEDIR: u32 = Opcode::Releasedir as u32;
+const ACCESS: u32 = Opcode::Access as u32;
+const IOCTL: u32 = Opcode::Ioctl as u32;
+const READDIRPLUS: u32 = Opcode::Readdirplus as u32;
+const LSEEK: u32 = Opcode::Lseek as u32;
 /// Mutations and other opcodes sent with a raw body.
 const RAW_OPCODES: [u32; 22] = [
-    4, 6, 8, 9, 10, 11, 12, 13, 16, 20, 21, 24, 30, 31, 32, 33, 35, 37, 40, 41, 43, 45,
+    Opcode::Setattr as u32,
+    Opcode::Symlink as u32,
+    Opcode::Mknod as u32,
+    Opcode::Mkdir as u32,
+    Opcode::Unlink as u32,
+    Opcode::Rmdir as u32,
+    Opcode::Rename as u32,
+    Opcode::Link as u32,
+    Opcode::Write as u32,
+    Opcode::Fsync as u32,
+    Opcode::Setxattr as u32,
+    Opcode::Removexattr as u32,
+    Opcode::Fsyncdir as u32,
+    Opcode::Getlk as u32,
+    Opcode::Setlk as u32,
+    Opcode::Setlkw as u32,
+    Opcode::Create as u32,
+    Opcode::Bmap as u32,
+    Opcode::Poll as u32,
+    Opcode::NotifyReply as u32,
+    Opcode::Fallocate as u32,
+    Opcode::Rename2 as u32,
 ];
 const XATTR_NAMES: [&[u8]; 5] = [
     b"user.verity.digest\0",
@@ -120,21 +141,32 @@ impl Request {
     }
 
     fn encode(&self, unique: u64) -> Vec<u8> {
-        let full = IN_HEADER + self.body.len();
-        let header = InHeader {
-            len: self
-                .len
-                .unwrap_or_else(|| u32::try_from(full).unwrap_or(u32::MAX)),
-            opcode: self.opcode,
-            unique,
-            nodeid: self.nodeid,
-            ..Default::default()
-        };
-        let mut out = header.as_slice().to_vec();
-        out.extend_from_slice(&self.body);
+        let mut out = encode_request(self.opcode, unique, self.nodeid, &self.body, self.len);
         out.truncate(self.truncate.unwrap_or(MAX_REQUEST).min(MAX_REQUEST));
         out
     }
+}
+
+/// A FUSE request: `fuse_in_header` then `body`. The header's `len` is `len`, or the bytes
+/// encoded when `None`.
+pub(crate) fn encode_request(
+    opcode: u32,
+    unique: u64,
+    nodeid: u64,
+    body: &[u8],
+    len: Option<u32>,
+) -> Vec<u8> {
+    let full = IN_HEADER + body.len();
+    let header = InHeader {
+        len: len.unwrap_or_else(|| u32::try_from(full).unwrap_or(u32::MAX)),
+        opcode,
+        unique,
+        nodeid,
+        ..Default::default()
+    };
+    let mut out = header.as_slice().to_vec();
+    out.extend_from_slice(body);
+    out
 }
 
 /// The session as the fuzzing guest sees it.

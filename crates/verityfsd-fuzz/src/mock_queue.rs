@@ -9,12 +9,15 @@ use fuse_backend_rs::api::filesystem::FileSystem;
 use verityfsd::queue_worker::{GuestMem, QueueWorker, Vring};
 use vhost_user_backend::VringT;
 use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
-use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
+use virtio_queue::desc::split::Descriptor;
+use vm_memory::{
+    Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap, Le16, Le32,
+};
 
 /// Largest queue the mock vrings accept.
 pub const MAX_QUEUE_SIZE: u16 = 256;
 /// Size of one split-ring descriptor.
-pub const DESC_SIZE: u64 = 16;
+pub const DESC_SIZE: u64 = std::mem::size_of::<Descriptor>() as u64;
 
 /// A guest memory (`GuestMemoryMmap` over `ranges`) or `None` when the ranges are invalid
 /// (overlapping, wrapping, empty).
@@ -38,27 +41,18 @@ pub fn vring(mem: &GuestMem, size: u16, desc: u64, avail: u64, used: u64) -> Opt
 
 /// Writes a split-ring descriptor at `at`.
 pub fn write_desc(mem: &GuestMemoryMmap<()>, at: u64, addr: u64, len: u32, flags: u16, next: u16) {
-    let mut raw = [0u8; DESC_SIZE as usize];
-    raw[..8].copy_from_slice(&addr.to_le_bytes());
-    raw[8..12].copy_from_slice(&len.to_le_bytes());
-    raw[12..14].copy_from_slice(&flags.to_le_bytes());
-    raw[14..].copy_from_slice(&next.to_le_bytes());
     // Tables outside guest memory are part of what the targets test: nothing to write there.
-    let _ = mem.write_slice(&raw, GuestAddress(at));
+    let _ = mem.write_obj(Descriptor::new(addr, len, flags, next), GuestAddress(at));
 }
 
 /// Reads a little-endian `u16` of guest memory.
 pub fn read_u16(mem: &GuestMemoryMmap<()>, at: u64) -> Option<u16> {
-    let mut b = [0u8; 2];
-    mem.read_slice(&mut b, GuestAddress(at)).ok()?;
-    Some(u16::from_le_bytes(b))
+    mem.read_obj::<Le16>(GuestAddress(at)).ok().map(u16::from)
 }
 
 /// Reads a little-endian `u32` of guest memory.
 pub fn read_u32(mem: &GuestMemoryMmap<()>, at: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    mem.read_slice(&mut b, GuestAddress(at)).ok()?;
-    Some(u32::from_le_bytes(b))
+    mem.read_obj::<Le32>(GuestAddress(at)).ok().map(u32::from)
 }
 
 /// A well-behaved guest queue: one request at a time, as one readable and one writable

@@ -20,16 +20,17 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use vhost::vhost_user::message::{VhostUserHeaderFlag, MAX_MSG_SIZE};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 /// Size of the vhost-user message header.
 pub const HEADER_SIZE: usize = 12;
 /// Largest payload the protocol allows (`MAX_MSG_SIZE` of the vhost crate).
-pub const MAX_PAYLOAD_SIZE: u32 = 0x1000;
+pub const MAX_PAYLOAD_SIZE: u32 = MAX_MSG_SIZE as u32;
 /// Header flags of a request: protocol version 1.
 pub const FLAGS_VERSION_1: u32 = 0x1;
 /// Header flag asking for an explicit reply (`REPLY_ACK`).
-pub const FLAG_NEED_REPLY: u32 = 0x8;
+pub const FLAG_NEED_REPLY: u32 = VhostUserHeaderFlag::NEED_REPLY.bits();
 
 /// A decoded reply header and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
