@@ -26,7 +26,7 @@ use indicatif::ProgressBar;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 use verity_manifest::{Entry, EntryKind};
 use verity_merkle::{
-    build_parallel, BuildError, FileDigest, MerkleParams, MerkleTree, TreeBuilder,
+    build_parallel, BuildError, FileDigest, MerkleParams, MerkleTree, TreeBuilder, MAX_DIGEST_SIZE,
 };
 
 use crate::hashing::{HashError, LARGE_FILE};
@@ -177,6 +177,9 @@ struct Shared<'a> {
     wake: Condvar,
     stop: AtomicBool,
     failure: Mutex<Option<ScanError>>,
+    /// An all-zero digest of the scan's algorithm: the placeholder of a file
+    /// left unhashed, or hashed through another link.
+    placeholder: FileDigest,
     /// Digests of files with more than one link, by (device, inode); `None`
     /// while the thread that claimed the inode hashes it.
     links: Mutex<HashMap<(u64, u64), Option<FileDigest>>>,
@@ -342,7 +345,7 @@ impl Shared<'_> {
                 let size = size_of(&st);
                 if let Some(hash_if) = self.opts.hash_if {
                     if !hash_if(&path, size) {
-                        let digest = self.zero_digest()?;
+                        let digest = self.placeholder;
                         w.entries
                             .push(entry(path, EntryKind::File { size, digest }, &st));
                         return Ok(());
@@ -417,12 +420,11 @@ impl Shared<'_> {
             if !claimed {
                 // Another link hashes it; the digest is filled in at the end.
                 w.linked.push((w.entries.len(), key));
-                let placeholder = self.zero_digest()?;
                 w.entries.push(entry(
                     path,
                     EntryKind::File {
                         size,
-                        digest: placeholder,
+                        digest: self.placeholder,
                     },
                     &st,
                 ));
@@ -445,15 +447,6 @@ impl Shared<'_> {
         w.entries
             .push(entry(path, EntryKind::File { size, digest }, &st));
         Ok(())
-    }
-
-    /// An all-zero digest of the scan's algorithm: a placeholder.
-    fn zero_digest(&self) -> Result<FileDigest, ScanError> {
-        FileDigest::new(
-            self.opts.params.algorithm(),
-            &[0; 64][..self.opts.params.digest_size()],
-        )
-        .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))
     }
 
     /// The Merkle tree of the first `size` bytes of `file`.
@@ -531,8 +524,14 @@ pub fn scan(opts: &ScanOptions<'_>) -> Result<Scanned, ScanError> {
             root.to_owned(),
         )));
     }
+    let placeholder = FileDigest::new(
+        opts.params.algorithm(),
+        &[0; MAX_DIGEST_SIZE][..opts.params.digest_size()],
+    )
+    .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))?;
     let shared = Shared {
         opts,
+        placeholder,
         root_dev: st.st_dev,
         stack: Mutex::new(Stack {
             dirs: vec![DirJob {
