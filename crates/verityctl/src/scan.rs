@@ -100,6 +100,11 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Where the manifest path `path` is on the host, below `root`.
+fn host_path(root: &Path, path: &[u8]) -> PathBuf {
+    root.join(OsStr::from_bytes(&path[1..]))
+}
+
 /// Errors of [`scan`].
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -202,7 +207,7 @@ fn size_of(st: &Stat) -> u64 {
 impl Shared<'_> {
     /// Where the manifest path `path` is on the host.
     fn fs_path(&self, path: &[u8]) -> PathBuf {
-        self.opts.root.join(OsStr::from_bytes(&path[1..]))
+        host_path(self.opts.root, path)
     }
 
     fn fail(&self, e: ScanError) {
@@ -578,9 +583,9 @@ pub fn scan(opts: &ScanOptions<'_>) -> Result<Scanned, ScanError> {
                 // Cannot happen: the thread that claimed the inode either
                 // hashed it or failed the scan.
                 _ => {
-                    return Err(ScanError::Hash(HashError::Changed(
-                        root.join(OsStr::from_bytes(&e.path[1..])),
-                    )))
+                    return Err(ScanError::Hash(HashError::Changed(host_path(
+                        root, &e.path,
+                    ))))
                 }
             }
         }
