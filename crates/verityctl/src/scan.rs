@@ -12,7 +12,7 @@
 //! [`LARGE_FILE`] bytes is hashed with every thread inside it. Hard links
 //! (same device and inode) are hashed once.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry as Slot, HashMap};
 use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
@@ -416,10 +416,12 @@ impl Shared<'_> {
             let claimed = self
                 .links
                 .lock()
-                .map(|mut l| {
-                    let new = !l.contains_key(&key);
-                    l.entry(key).or_insert(None);
-                    new
+                .map(|mut l| match l.entry(key) {
+                    Slot::Vacant(v) => {
+                        v.insert(None);
+                        true
+                    }
+                    Slot::Occupied(_) => false,
                 })
                 .unwrap_or(true);
             if !claimed {
