@@ -16,7 +16,7 @@ use std::collections::hash_map::{Entry as Slot, HashMap};
 use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -277,12 +277,16 @@ impl Shared<'_> {
         if st.st_dev != job.dev || st.st_ino != job.ino {
             return Err(ScanError::Hash(HashError::Changed(self.fs_path(&job.path))));
         }
-        let mut dir = Dir::read_from(&dir_fd).map_err(|e| read_err(e.into()))?;
+        // The stream owns the descriptor (`read_from` would reopen the
+        // directory); entries are opened relative to it, which does not move
+        // its position.
+        let mut dir = Dir::new(dir_fd).map_err(|e| read_err(e.into()))?;
         while let Some(e) = dir.read() {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let e = e.map_err(|e| read_err(e.into()))?;
+            let dir_fd = dir.fd().map_err(|e| read_err(e.into()))?;
             let name = e.file_name();
             if matches!(name.to_bytes(), b"." | b"..") {
                 continue;
@@ -290,12 +294,12 @@ impl Shared<'_> {
             let path = join(&job.path, name.to_bytes());
             // With a filter, the size decides before the file is opened.
             if e.file_type() == FileType::RegularFile && self.opts.hash_if.is_none() {
-                if let Some(file) = self.open_file(dir_fd.as_fd(), name, &path)? {
+                if let Some(file) = self.open_file(dir_fd, name, &path)? {
                     self.file(w, file, path)?;
                     continue;
                 }
             }
-            self.other(w, dir_fd.as_fd(), name, path, found)?;
+            self.other(w, dir_fd, name, path, found)?;
         }
         Ok(())
     }
