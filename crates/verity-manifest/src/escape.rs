@@ -29,8 +29,10 @@ pub(crate) fn escape_into(raw: &[u8], out: &mut Vec<u8>) {
         if is_plain(b) {
             out.push(b);
         } else {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            let mut pair = [0u8; 2];
+            // Two hex digits for one byte: cannot fail.
+            let _ = hex::encode_to_slice([b], &mut pair);
+            out.extend_from_slice(&[b'%', pair[0], pair[1]]);
         }
     }
 }

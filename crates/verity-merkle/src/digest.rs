@@ -89,16 +89,6 @@ impl fmt::Debug for FileDigest {
     }
 }
 
-/// The value of one hex digit (either case).
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 impl FromStr for FileDigest {
     type Err = DigestParseError;
 
@@ -111,18 +101,10 @@ impl FromStr for FileDigest {
             .map_err(|_| DigestParseError::UnknownAlgorithm(alg.to_owned()))?;
         let size = algorithm.digest_size();
         let mut bytes = [0u8; MAX_DIGEST_SIZE];
-        let hex_part = hex_part.as_bytes();
-        if hex_part.len() != 2 * size {
-            return Err(DigestParseError::BadHex(s.to_owned(), 2 * size));
-        }
-        // Decoded by hand into a fixed buffer: a manifest parses one digest
-        // per file, and this is several times faster than `hex::decode`.
-        for (out, pair) in bytes.iter_mut().zip(hex_part.chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => *out = hi << 4 | lo,
-                _ => return Err(DigestParseError::BadHex(s.to_owned(), 2 * size)),
-            }
-        }
+        // Decoded into a fixed buffer, no allocation: a manifest parses one
+        // digest per file. Fails unless there are exactly 2 * size digits.
+        hex::decode_to_slice(hex_part, &mut bytes[..size])
+            .map_err(|_| DigestParseError::BadHex(s.to_owned(), 2 * size))?;
         Ok(FileDigest { algorithm, bytes })
     }
 }

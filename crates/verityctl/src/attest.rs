@@ -323,10 +323,7 @@ fn check_rtmr_replay(
     log: &Path,
     entries: &[LogEntry],
 ) -> Result<(), AttestError> {
-    if !dir.is_dir() {
-        return Err(AttestError::NoTdx(dir.to_owned()));
-    }
-    let register = dir.join(format!("rtmr{index}:sha384"));
+    let register = rtmr_register(dir, index)?;
     let current = fs::read(&register)
         .and_then(|v| {
             if v.len() == RTMR_SIZE {
@@ -370,11 +367,16 @@ pub fn parse_manifest_digest(s: &str) -> Result<FileDigest, AttestError> {
     parsed.ok_or_else(|| AttestError::BadDigest(s.to_owned()))
 }
 
-fn extend_rtmr(dir: &Path, index: u8, digest: &[u8; 48]) -> Result<(), AttestError> {
+/// The sysfs file of RTMR `index` in the measurements directory `dir`.
+fn rtmr_register(dir: &Path, index: u8) -> Result<PathBuf, AttestError> {
     if !dir.is_dir() {
         return Err(AttestError::NoTdx(dir.to_owned()));
     }
-    let path = dir.join(format!("rtmr{index}:sha384"));
+    Ok(dir.join(format!("rtmr{index}:sha384")))
+}
+
+fn extend_rtmr(dir: &Path, index: u8, digest: &[u8; 48]) -> Result<(), AttestError> {
+    let path = rtmr_register(dir, index)?;
     // The kernel requires one 48-byte write at offset 0.
     let r = OpenOptions::new()
         .write(true)

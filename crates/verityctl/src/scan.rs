@@ -12,11 +12,11 @@
 //! [`LARGE_FILE`] bytes is hashed with every thread inside it. Hard links
 //! (same device and inode) are hashed once.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry as Slot, HashMap};
 use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ use indicatif::ProgressBar;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 use verity_manifest::{Entry, EntryKind};
 use verity_merkle::{
-    build_parallel, BuildError, FileDigest, MerkleParams, MerkleTree, TreeBuilder,
+    build_parallel, BuildError, FileDigest, MerkleParams, MerkleTree, TreeBuilder, MAX_DIGEST_SIZE,
 };
 
 use crate::hashing::{HashError, LARGE_FILE};
@@ -98,6 +98,11 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(name);
     p
+}
+
+/// Where the manifest path `path` is on the host, below `root`.
+fn host_path(root: &Path, path: &[u8]) -> PathBuf {
+    root.join(OsStr::from_bytes(&path[1..]))
 }
 
 /// Errors of [`scan`].
@@ -177,6 +182,9 @@ struct Shared<'a> {
     wake: Condvar,
     stop: AtomicBool,
     failure: Mutex<Option<ScanError>>,
+    /// An all-zero digest of the scan's algorithm: the placeholder of a file
+    /// left unhashed, or hashed through another link.
+    placeholder: FileDigest,
     /// Digests of files with more than one link, by (device, inode); `None`
     /// while the thread that claimed the inode hashes it.
     links: Mutex<HashMap<(u64, u64), Option<FileDigest>>>,
@@ -199,7 +207,7 @@ fn size_of(st: &Stat) -> u64 {
 impl Shared<'_> {
     /// Where the manifest path `path` is on the host.
     fn fs_path(&self, path: &[u8]) -> PathBuf {
-        self.opts.root.join(OsStr::from_bytes(&path[1..]))
+        host_path(self.opts.root, path)
     }
 
     fn fail(&self, e: ScanError) {
@@ -269,12 +277,16 @@ impl Shared<'_> {
         if st.st_dev != job.dev || st.st_ino != job.ino {
             return Err(ScanError::Hash(HashError::Changed(self.fs_path(&job.path))));
         }
-        let mut dir = Dir::read_from(&dir_fd).map_err(|e| read_err(e.into()))?;
+        // The stream owns the descriptor (`read_from` would reopen the
+        // directory); entries are opened relative to it, which does not move
+        // its position.
+        let mut dir = Dir::new(dir_fd).map_err(|e| read_err(e.into()))?;
         while let Some(e) = dir.read() {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let e = e.map_err(|e| read_err(e.into()))?;
+            let dir_fd = dir.fd().map_err(|e| read_err(e.into()))?;
             let name = e.file_name();
             if matches!(name.to_bytes(), b"." | b"..") {
                 continue;
@@ -282,12 +294,12 @@ impl Shared<'_> {
             let path = join(&job.path, name.to_bytes());
             // With a filter, the size decides before the file is opened.
             if e.file_type() == FileType::RegularFile && self.opts.hash_if.is_none() {
-                if let Some(file) = self.open_file(dir_fd.as_fd(), name, &path)? {
+                if let Some(file) = self.open_file(dir_fd, name, &path)? {
                     self.file(w, file, path)?;
                     continue;
                 }
             }
-            self.other(w, dir_fd.as_fd(), name, path, found)?;
+            self.other(w, dir_fd, name, path, found)?;
         }
         Ok(())
     }
@@ -342,7 +354,7 @@ impl Shared<'_> {
                 let size = size_of(&st);
                 if let Some(hash_if) = self.opts.hash_if {
                     if !hash_if(&path, size) {
-                        let digest = self.zero_digest()?;
+                        let digest = self.placeholder;
                         w.entries
                             .push(entry(path, EntryKind::File { size, digest }, &st));
                         return Ok(());
@@ -408,21 +420,22 @@ impl Shared<'_> {
             let claimed = self
                 .links
                 .lock()
-                .map(|mut l| {
-                    let new = !l.contains_key(&key);
-                    l.entry(key).or_insert(None);
-                    new
+                .map(|mut l| match l.entry(key) {
+                    Slot::Vacant(v) => {
+                        v.insert(None);
+                        true
+                    }
+                    Slot::Occupied(_) => false,
                 })
                 .unwrap_or(true);
             if !claimed {
                 // Another link hashes it; the digest is filled in at the end.
                 w.linked.push((w.entries.len(), key));
-                let placeholder = self.zero_digest()?;
                 w.entries.push(entry(
                     path,
                     EntryKind::File {
                         size,
-                        digest: placeholder,
+                        digest: self.placeholder,
                     },
                     &st,
                 ));
@@ -445,15 +458,6 @@ impl Shared<'_> {
         w.entries
             .push(entry(path, EntryKind::File { size, digest }, &st));
         Ok(())
-    }
-
-    /// An all-zero digest of the scan's algorithm: a placeholder.
-    fn zero_digest(&self) -> Result<FileDigest, ScanError> {
-        FileDigest::new(
-            self.opts.params.algorithm(),
-            &[0; 64][..self.opts.params.digest_size()],
-        )
-        .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))
     }
 
     /// The Merkle tree of the first `size` bytes of `file`.
@@ -531,8 +535,14 @@ pub fn scan(opts: &ScanOptions<'_>) -> Result<Scanned, ScanError> {
             root.to_owned(),
         )));
     }
+    let placeholder = FileDigest::new(
+        opts.params.algorithm(),
+        &[0; MAX_DIGEST_SIZE][..opts.params.digest_size()],
+    )
+    .ok_or_else(|| ScanError::Hash(HashError::Sink("bad digest size".into())))?;
     let shared = Shared {
         opts,
+        placeholder,
         root_dev: st.st_dev,
         stack: Mutex::new(Stack {
             dirs: vec![DirJob {
@@ -579,9 +589,9 @@ pub fn scan(opts: &ScanOptions<'_>) -> Result<Scanned, ScanError> {
                 // Cannot happen: the thread that claimed the inode either
                 // hashed it or failed the scan.
                 _ => {
-                    return Err(ScanError::Hash(HashError::Changed(
-                        root.join(OsStr::from_bytes(&e.path[1..])),
-                    )))
+                    return Err(ScanError::Hash(HashError::Changed(host_path(
+                        root, &e.path,
+                    ))))
                 }
             }
         }

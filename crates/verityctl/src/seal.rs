@@ -11,9 +11,9 @@ use std::time::Instant;
 use clap::Args;
 use verity_manifest::{EntryKind, Manifest, ManifestError};
 
-use crate::hashing::{self, HashError};
+use crate::hashing;
 use crate::params::{ParamArgs, ParamArgsError};
-use crate::scan::{self, ScanError, ScanOptions, Scanned, WalkError};
+use crate::scan::{self, ScanError, ScanOptions, Scanned};
 use crate::store::{self, StoreError};
 
 /// Arguments of `verityctl seal`.
@@ -87,12 +87,9 @@ pub enum SealError {
         #[source]
         source: io::Error,
     },
-    /// Walking the tree failed.
+    /// Listing the tree, or hashing a file (or storing its tree), failed.
     #[error(transparent)]
-    Walk(WalkError),
-    /// Hashing a file (or storing its tree) failed.
-    #[error(transparent)]
-    Hash(HashError),
+    Scan(ScanError),
     /// The entries do not form a valid manifest.
     #[error("cannot build the manifest")]
     Manifest(#[source] ManifestError),
@@ -114,7 +111,7 @@ impl SealError {
             SealError::Params(_)
             | SealError::OutNotAFile(_)
             | SealError::OutputInsideRoot { .. } => 2,
-            SealError::Walk(w) if w.is_usage() => 2,
+            SealError::Scan(ScanError::Walk(w)) if w.is_usage() => 2,
             _ => 1,
         }
     }
@@ -265,10 +262,7 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
     let Scanned {
         entries,
         bytes: total,
-    } = scanned.map_err(|e| match e {
-        ScanError::Walk(e) => SealError::Walk(e),
-        ScanError::Hash(e) => SealError::Hash(e),
-    })?;
+    } = scanned.map_err(SealError::Scan)?;
     let files = entries
         .iter()
         .filter(|e| matches!(e.kind, EntryKind::File { .. }))

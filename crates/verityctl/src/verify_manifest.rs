@@ -11,8 +11,8 @@ use clap::Args;
 use verity_manifest::{escape_bytes, Entry, EntryKind, Manifest, ManifestError};
 use verity_merkle::{DigestParseError, FileDigest};
 
-use crate::hashing::{self, HashError};
-use crate::scan::{self, ScanError, ScanOptions, WalkError};
+use crate::hashing;
+use crate::scan::{self, ScanError, ScanOptions};
 use crate::seal::warn;
 use crate::store;
 
@@ -94,12 +94,9 @@ pub enum VerifyManifestError {
     /// `--tree-store` is not a directory.
     #[error("--tree-store '{0}' is not a directory")]
     NoStore(PathBuf),
-    /// Walking the tree failed.
+    /// Listing the tree or hashing a file failed.
     #[error(transparent)]
-    Walk(WalkError),
-    /// Hashing a file failed.
-    #[error(transparent)]
-    Hash(HashError),
+    Scan(ScanError),
 }
 
 impl VerifyManifestError {
@@ -234,12 +231,7 @@ pub fn run(args: &VerifyManifestArgs) -> Result<usize, VerifyManifestError> {
         hash_if: Some(&hash_if),
     });
     bar.finish_and_clear();
-    let mut nodes = scanned
-        .map_err(|e| match e {
-            ScanError::Walk(e) => VerifyManifestError::Walk(e),
-            ScanError::Hash(e) => VerifyManifestError::Hash(e),
-        })?
-        .entries;
+    let mut nodes = scanned.map_err(VerifyManifestError::Scan)?.entries;
     nodes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
 
     let mut lines = Vec::new();
