@@ -67,11 +67,7 @@ fn walk(
     if is_dir {
         for e in std::fs::read_dir(path).unwrap() {
             let e = e.unwrap();
-            let mut child = mpath.clone();
-            if child != b"/" {
-                child.push(b'/');
-            }
-            child.extend_from_slice(e.file_name().as_bytes());
+            let child = verity_manifest::join(&mpath, e.file_name().as_bytes());
             walk(&e.path(), child, params, store, out);
         }
     }

@@ -132,17 +132,6 @@ impl Bindings {
     }
 }
 
-/// `dir` + `/` + `name` as a manifest path.
-pub(crate) fn child_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    if dir != b"/" {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
 /// True for a name that is one path component (what the Linux client sends).
 pub(crate) fn is_component(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
@@ -254,8 +243,8 @@ mod tests {
 
     #[test]
     fn paths_and_components() {
-        assert_eq!(child_path(b"/", b"a"), b"/a".to_vec());
-        assert_eq!(child_path(b"/a", b"b"), b"/a/b".to_vec());
+        assert_eq!(verity_manifest::join(b"/", b"a"), b"/a".to_vec());
+        assert_eq!(verity_manifest::join(b"/a", b"b"), b"/a/b".to_vec());
         assert!(is_component(b"x"));
         for bad in [&b""[..], b".", b"..", b"a/b"] {
             assert!(!is_component(bad));

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fuse_backend_rs::abi::fuse_abi::stat64;
-use verity_manifest::{Entry, EntryKind, Manifest};
+use verity_manifest::{join, Entry, EntryKind, Manifest};
 use verity_merkle::DEFAULT_CACHE_BLOCKS;
 
-use crate::binding::{check_attr, child_path, is_component, Bindings, Bound};
+use crate::binding::{check_attr, is_component, Bindings, Bound};
 use crate::tree_store::TreeStore;
 use crate::trees::Trees;
 use crate::warn_ratelimited;
@@ -162,7 +162,7 @@ impl Verity {
             warn_ratelimited!("lookup in inode {parent}, which has no manifest path");
             eio()
         })?;
-        let path = child_path(&dir, name);
+        let path = join(&dir, name);
         let listed = match bound {
             Bound::Listed(_) => self.manifest.position(&path),
             Bound::Unlisted => None,
@@ -230,9 +230,7 @@ impl Verity {
             return true;
         }
         match dir {
-            Some((path, Bound::Listed(_))) => {
-                self.manifest.position(&child_path(path, name)).is_some()
-            }
+            Some((path, Bound::Listed(_))) => self.manifest.position(&join(path, name)).is_some(),
             _ => false,
         }
     }

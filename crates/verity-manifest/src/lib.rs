@@ -16,5 +16,5 @@ mod tree_store;
 
 pub use entry::{Entry, EntryKind};
 pub use escape::{escape_bytes, unescape_bytes};
-pub use manifest::{Manifest, ManifestError, FORMAT_HEADER};
+pub use manifest::{join, Manifest, ManifestError, FORMAT_HEADER};
 pub use tree_store::{split_store_blob, store_blob, store_relative_path, StoreBlobError};

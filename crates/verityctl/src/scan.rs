@@ -24,7 +24,7 @@ use std::sync::{Condvar, Mutex};
 
 use indicatif::ProgressBar;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
-use verity_manifest::{Entry, EntryKind};
+use verity_manifest::{join, Entry, EntryKind};
 use verity_merkle::{
     build_parallel, BuildError, FileDigest, MerkleParams, MerkleTree, TreeBuilder, MAX_DIGEST_SIZE,
 };
@@ -87,17 +87,6 @@ impl WalkError {
     pub fn is_usage(&self) -> bool {
         matches!(self, WalkError::RootNotDirectory(_))
     }
-}
-
-/// `dir` + `/` + `name` as a manifest path.
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    if dir != b"/" {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 /// Where the manifest path `path` is on the host, below `root`.

@@ -24,7 +24,7 @@ use fuse_backend_rs::abi::fuse_abi::{
     ReadIn, ReleaseIn,
 };
 use verity_fs::{FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY};
-use verity_manifest::EntryKind;
+use verity_manifest::{join, EntryKind};
 use verityfsd::request_check::{expects_reply, opcode};
 use vm_memory::ByteValued;
 
@@ -585,16 +585,6 @@ impl Model<'_> {
             }
         }
     }
-}
-
-/// The manifest path of `name` in the directory `dir`.
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut path = dir.to_vec();
-    if path != b"/" {
-        path.push(b'/');
-    }
-    path.extend_from_slice(name);
-    path
 }
 
 fn decode<T: ByteValued + Default>(payload: &[u8], what: &str) -> T {
