@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
+use fuse_backend_rs::api::filesystem::FileSystem;
 use fuse_backend_rs::api::server::Server;
+use fuse_backend_rs::passthrough::PassthroughFs;
 use verity_fs::{
-    stored_tree_stays_open, FsConfig, FsLimits, UnlistedPolicy, VerifyMode, Verity, VerityFs,
+    stored_tree_stays_open, ContentDir, FsConfig, FsLimits, ManifestFs, UnlistedPolicy, VerifyMode,
+    Verity, VerityFs,
 };
 use verity_manifest::{EntryKind, Manifest};
 use vhost::vhost_user::Error as VhostUserError;
@@ -153,25 +156,39 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
     // The socket is bound (or adopted) outside the sandbox; the serving process then gets the
     // filesystem, drops privileges and installs seccomp before any thread starts.
     let socket = ListenSocket::open(&cfg.listen)?;
-    let (inner, mut socket) = sandbox::enter(
+    // A verified share in enforce mode with unlisted names denied (the defaults) is served
+    // from the manifest alone, with the shared directory as its content store; the diagnostic
+    // modes serve host objects through the passthrough layer.
+    let manifest_served = cfg.verity.as_ref().is_some_and(|v| {
+        v.options.mode == VerifyMode::Enforce && v.options.unlisted == UnlistedPolicy::Deny
+    });
+    let (share, socket) = sandbox::enter(
         cfg.sandbox,
         &cfg.fs.shared_dir,
         cfg.fs.xattr,
         socket,
         |root| {
+            if manifest_served {
+                return ContentDir::open(root)
+                    .map(Share::Content)
+                    .map_err(|e| Error::OpenShare(cfg.fs.shared_dir.clone(), e));
+            }
             let fs_cfg = FsConfig {
                 shared_dir: root.to_owned(),
                 ..cfg.fs.clone()
             };
-            verity_fs::new_passthrough(&fs_cfg).map_err(Error::CreateFs)
+            verity_fs::new_passthrough(&fs_cfg)
+                .map(Share::Passthrough)
+                .map_err(Error::CreateFs)
         },
     )?;
     privileges::drop_privileges()?;
     seccomp::install(cfg.seccomp, !socket.cleanup_paths().is_empty())?;
     spawn_signal_thread(signals, socket.cleanup_paths())?;
 
-    let fs = match cfg.verity.take() {
-        Some(v) => {
+    let readdirplus = cfg.fs.cache.readdirplus();
+    match (cfg.verity.take(), share) {
+        (Some(v), share) => {
             log::info!(
                 "verifying every read against manifest {} ({}, {} entries, {} mode, unlisted names {})",
                 v.manifest_path.display(),
@@ -184,13 +201,44 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
             // a manifest of maybe millions of entries.
             let manifest = Arc::try_unwrap(v.manifest).unwrap_or_else(|m| Manifest::clone(&m));
             let verity = Verity::new(manifest, v.options);
-            VerityFs::verified(inner, cfg.fs.cache.readdirplus(), verity).with_limits(limits)
+            match share {
+                Share::Content(content) => {
+                    log::info!("names and metadata come from the manifest; the shared directory is its content store");
+                    let fs = ManifestFs::new(verity, content, cfg.fs.cache).with_limits(limits);
+                    serve(fs, &cfg, socket)
+                }
+                Share::Passthrough(inner) => serve(
+                    VerityFs::verified(inner, readdirplus, verity).with_limits(limits),
+                    &cfg,
+                    socket,
+                ),
+            }
         }
-        None => {
+        (None, Share::Passthrough(inner)) => {
             log::info!("no --manifest: serving the share read-only WITHOUT verification");
-            VerityFs::new(inner, cfg.fs.cache.readdirplus()).with_limits(limits)
+            serve(
+                VerityFs::new(inner, readdirplus).with_limits(limits),
+                &cfg,
+                socket,
+            )
         }
-    };
+        (None, Share::Content(_)) => unreachable!("a content store is opened only with a manifest"),
+    }
+}
+
+/// What the sandbox hands back: the passthrough layer, or the content store of a
+/// manifest-served share. Built once per process: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Share {
+    Passthrough(PassthroughFs<()>),
+    Content(ContentDir),
+}
+
+/// Serves `fs` to one frontend on `socket` until it disconnects.
+fn serve<F>(fs: F, cfg: &DaemonConfig, mut socket: ListenSocket) -> Result<(), Error>
+where
+    F: FileSystem<Inode = u64, Handle = u64> + Send + Sync + 'static,
+{
     let server = Arc::new(Server::new(fs));
     let pool = match cfg.thread_pool_size {
         0 => None,

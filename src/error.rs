@@ -2,6 +2,7 @@
 //! The daemon's top-level error and its exit code.
 
 use std::io;
+use std::path::PathBuf;
 
 use crate::config::ConfigError;
 use crate::logging::LogError;
@@ -31,6 +32,9 @@ pub enum Error {
     /// The filesystem layer could not be created.
     #[error("cannot set up the shared directory")]
     CreateFs(#[source] verity_fs::FsConfigError),
+    /// The shared directory could not be opened as the content store of a verified share.
+    #[error("cannot open the shared directory {0:?}")]
+    OpenShare(PathBuf, #[source] io::Error),
     /// Worker threads could not be started.
     #[error("cannot start {0} worker threads (--thread-pool-size)")]
     StartWorkers(usize, #[source] io::Error),

@@ -22,10 +22,13 @@
 mod binding;
 mod budget;
 mod config;
+mod content;
 mod errno;
 mod init;
 mod ioctl;
 mod listing;
+mod manifest_attr;
+mod manifest_fs;
 mod names;
 mod open_flags;
 mod open_handles;
@@ -41,11 +44,13 @@ mod xattr;
 
 pub use budget::{FsLimits, FD_RESERVE_BASE, FD_RESERVE_PER_THREAD, HANDLE_FLOOR};
 pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsConfigError};
+pub use content::ContentDir;
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
 pub use ioctl::{
     FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY,
     FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL, FUSE_IOCTL_UNRESTRICTED,
 };
+pub use manifest_fs::ManifestFs;
 pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
 pub use size_caps::{MAX_IO_SIZE, MAX_XATTR_SIZE};

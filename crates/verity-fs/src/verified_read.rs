@@ -172,27 +172,24 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Reads `size` bytes at `offset`, verifying every block of the widened window before
-/// copying the requested range to `w`. A verification failure is reported through
+/// Reads `size` bytes at `offset` of `file`, verifying every block of the widened window before
+/// copying the requested range to `w`.
+///
+/// The whole window must be there: a host file shorter than the verified size (truncated after
+/// OPEN) is a failure like a bad block, never a clean EOF. A failure is reported through
 /// `on_failure`; it is `EIO` with nothing copied, or with `audit` the bytes are served anyway.
 /// Host read errors are returned as they are.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn verified_read<F, S>(
-    fs: &F,
-    ctx: &Context,
-    inode: u64,
-    handle: u64,
+pub(crate) fn verified_read<R, S>(
+    file: &R,
     verifier: &Verifier<S>,
     w: &mut dyn ZeroCopyWriter,
     size: u32,
     offset: u64,
-    lock_owner: Option<u64>,
-    flags: u32,
     audit: bool,
-    on_failure: &dyn Fn(&VerifyError<io::Error>),
+    on_failure: &dyn Fn(&ReadFailure),
 ) -> io::Result<usize>
 where
-    F: FileSystem<Inode = u64, Handle = u64>,
+    R: ReadAt<Error = io::Error> + ?Sized,
     S: TreeSource<Error = io::Error>,
 {
     let g = verifier.geometry();
@@ -204,17 +201,54 @@ where
             buf.resize(win.len, 0);
         }
         let window = &mut buf[..win.len];
-        let got = read_full(fs, ctx, inode, handle, window, win.start, lock_owner, flags)?;
-        let served = got.min(win.skip + win.take).saturating_sub(win.skip);
-        if let Err(e) = verifier.verify_blocks(win.first_block, &window[..got]) {
-            on_failure(&e);
+        let got = file.read_at(win.start, window)?;
+        let failure = if got < win.len {
+            Some(ReadFailure::Short {
+                at: win.start + got as u64,
+                verified_size: g.data_size(),
+            })
+        } else {
+            verifier
+                .verify_blocks(win.first_block, window)
+                .err()
+                .map(ReadFailure::Verify)
+        };
+        if let Some(f) = failure {
+            on_failure(&f);
             if !audit {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
         }
+        let served = got.min(win.skip + win.take).saturating_sub(win.skip);
         w.write_all(&window[win.skip..win.skip + served])?;
         Ok(served)
     })
+}
+
+/// Why a verified read failed.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The host file ended before the verified size.
+    Short {
+        /// Where the host's data ended.
+        at: u64,
+        /// The size the manifest pins.
+        verified_size: u64,
+    },
+    /// A block did not verify.
+    Verify(VerifyError<io::Error>),
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFailure::Short { at, verified_size } => write!(
+                f,
+                "the host file ends at byte {at}, the manifest size is {verified_size}"
+            ),
+            ReadFailure::Verify(e) => e.fmt(f),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -246,19 +246,34 @@ impl Verity {
     /// The MEASURE reply of a verified regular file.
     pub(crate) fn measure_reply(&self, inode: u64) -> Option<&[u8]> {
         let (i, _) = self.listed(inode)?;
-        self.measure.get(i)?.as_deref()
+        self.measure_reply_of(i)
+    }
+
+    /// The MEASURE reply of manifest entry `index` (regular files only).
+    pub(crate) fn measure_reply_of(&self, index: usize) -> Option<&[u8]> {
+        self.measure.get(index)?.as_deref()
     }
 
     /// The digest xattrs of `inode` (name, value).
     pub(crate) fn xattrs(&self, inode: u64) -> Vec<(&'static str, Vec<u8>)> {
+        match self.listed(inode) {
+            Some((i, _)) => self.xattrs_of(i),
+            None if inode == ROOT_INODE => self.xattrs_of(0),
+            None => Vec::new(),
+        }
+    }
+
+    /// The digest xattrs of manifest entry `index` (name, value): the manifest digest on the
+    /// root, the file digest on a regular file.
+    pub(crate) fn xattrs_of(&self, index: usize) -> Vec<(&'static str, Vec<u8>)> {
         let mut out = Vec::new();
-        if inode == ROOT_INODE {
+        if index == 0 {
             out.push((
                 MANIFEST_DIGEST_XATTR,
                 self.manifest.digest().to_string().into_bytes(),
             ));
         }
-        if let Some(d) = self.listed(inode).and_then(|(_, e)| e.digest()) {
+        if let Some(d) = self.entry(index).and_then(Entry::digest) {
             out.push((DIGEST_XATTR, d.to_string().into_bytes()));
         }
         out

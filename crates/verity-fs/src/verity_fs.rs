@@ -43,11 +43,10 @@ use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
 use crate::open_handles::OpenHandles;
 use crate::size_caps::{check_io_size, check_xattr_size};
-use crate::verified_read::{verified_read, InnerFile};
+use crate::verified_read::{verified_read, InnerFile, ReadFailure};
 use crate::verity::{show, Verity, ROOT_INODE};
 use crate::xattr::{filter_host_list, is_reserved, list_reply, value_reply, HOST_LIST_MAX};
 use verity_manifest::EntryKind;
-use verity_merkle::VerifyError;
 
 /// Read-only filesystem wrapper around `F` (normally `PassthroughFs`).
 ///
@@ -448,26 +447,20 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
                 .inner
                 .read(ctx, inode, handle, w, size, offset, lock_owner, flags);
         };
-        let on_failure = |e: &VerifyError<io::Error>| {
+        let on_failure = |e: &ReadFailure| {
             v.record_failure(format_args!(
                 "{}: read of {size} bytes at {offset}: {e}",
                 show(path)
             ))
         };
-        verified_read(
-            &self.inner,
+        let file = InnerFile {
+            fs: &self.inner,
             ctx,
             inode,
             handle,
-            &verifier,
-            w,
-            size,
-            offset,
-            lock_owner,
             flags,
-            v.audit(),
-            &on_failure,
-        )
+        };
+        verified_read(&file, &verifier, w, size, offset, v.audit(), &on_failure)
     }
 
     fn readdir(

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 //! `verityctl mount`: a guest-side verifying FUSE filesystem.
 //!
-//! SOURCE (in a guest: the raw virtio-fs mount, served by a host that may be
-//! malicious) is wrapped in the same `verity_fs::VerityFs` layer and
-//! `verity-merkle` engine verityfsd uses on the host, bound to a manifest the
-//! guest pins by digest, and mounted read-only at TARGET over `/dev/fuse`.
-//! Applications using TARGET trust nothing from the host: every byte is
-//! verified before it is returned, names and metadata are checked against the
-//! manifest, and digests (`FS_IOC_MEASURE_VERITY`, `user.verity.digest`) are
+//! TARGET is served by the same `verity_fs::ManifestFs` and `verity-merkle`
+//! engine verityfsd uses on the host, bound to a manifest the guest pins by
+//! digest, and mounted read-only over `/dev/fuse`. SOURCE (in a guest: the raw
+//! virtio-fs mount, served by a host that may be malicious) is only its
+//! content store: names, listings, types, modes, owners, sizes and link
+//! targets come from the manifest, every byte is verified before it is
+//! returned, and digests (`FS_IOC_MEASURE_VERITY`, `user.verity.digest`) are
 //! answered from the manifest.
 
 mod pinned;
@@ -20,9 +20,8 @@ use std::thread::{self, JoinHandle};
 
 use clap::Args;
 use fuse_backend_rs::api::server::Server;
-use fuse_backend_rs::passthrough::PassthroughFs;
 use fuse_backend_rs::transport::{FuseChannel, FuseSession};
-use verity_fs::{CacheMode, FsConfig, TreeStore, Verity, VerityFs, VerityOptions};
+use verity_fs::{CacheMode, ContentDir, ManifestFs, TreeStore, Verity, VerityOptions};
 use verity_merkle::FileDigest;
 
 use self::pinned::PinnedError;
@@ -86,15 +85,6 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
-    /// The passthrough layer over SOURCE cannot be built.
-    #[error("cannot serve {path:?}")]
-    Passthrough {
-        /// SOURCE.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: verity_fs::FsConfigError,
-    },
     /// Blocking the termination signals or starting a thread failed.
     #[error("cannot set up the {0}")]
     Setup(&'static str, #[source] io::Error),
@@ -106,12 +96,8 @@ pub enum MountError {
         /// fuse-backend-rs's message.
         reason: String,
     },
-    /// The mounted root cannot be reached: the share root does not match the manifest
-    /// (`EIO` at INIT) or the connection failed.
-    #[error(
-        "the root of {path:?} is refused (does it match the manifest's root: type, mode, \
-         owner?)"
-    )]
+    /// The mounted root cannot be reached: the FUSE connection failed at INIT.
+    #[error("the verified filesystem over {path:?} does not answer at its mount point")]
     Root {
         /// SOURCE.
         path: PathBuf,
@@ -141,7 +127,7 @@ impl MountError {
     }
 }
 
-type Fs = VerityFs<PassthroughFs<()>>;
+type Fs = ManifestFs;
 
 /// Why the main thread wakes up.
 #[derive(Debug)]
@@ -212,26 +198,12 @@ fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
                 })
         })
         .transpose()?;
-    // The passthrough layer opens its root with O_NOFOLLOW: give it a canonical path.
     let source_err = |source| MountError::Source {
         path: args.source.clone(),
         source,
     };
-    let shared_dir = args.source.canonicalize().map_err(source_err)?;
-    if !shared_dir.is_dir() {
-        return Err(source_err(io::Error::from_raw_os_error(libc::ENOTDIR)));
-    }
-    let cache = CacheMode::Auto;
-    let inner = verity_fs::new_passthrough(&FsConfig {
-        shared_dir,
-        cache,
-        // Host xattrs are not covered by the manifest: only the digest xattrs are served.
-        xattr: false,
-    })
-    .map_err(|source| MountError::Passthrough {
-        path: args.source.clone(),
-        source,
-    })?;
+    // SOURCE is only a content store: names, metadata and the listing come from the manifest.
+    let content = ContentDir::open(&args.source).map_err(source_err)?;
     let verity = Verity::new(
         manifest,
         VerityOptions {
@@ -239,10 +211,7 @@ fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
             ..VerityOptions::default()
         },
     );
-    Ok((
-        VerityFs::verified(inner, cache.readdirplus(), verity),
-        digest,
-    ))
+    Ok((ManifestFs::new(verity, content, CacheMode::Auto), digest))
 }
 
 fn write_ready_file(path: &Path, target: &Path) -> Result<(), MountError> {
@@ -297,8 +266,8 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
         stop(&mut session, workers);
         return Err(MountError::Setup("signal thread", e));
     }
-    // The kernel sends INIT at mount time, and the share root is checked against the
-    // manifest then: wait for that answer, so a refused root is an error, not a "mounted".
+    // The kernel sends INIT at mount time: wait for that answer, so a failed connection is
+    // an error, not a "mounted".
     if let Err(e) = std::fs::metadata(session.mountpoint()) {
         stop(&mut session, workers);
         return Err(MountError::Root {

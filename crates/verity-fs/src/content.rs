@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! The host directory of a manifest-served share, reduced to a content store.
+//!
+//! [`ContentDir`] holds the share root as a descriptor (opened before any sandbox, like
+//! [`crate::TreeStore`]) and opens a listed file's path beneath it with `openat2`
+//! (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `O_NOFOLLOW`): no host
+//! symlink, `..` or mount trick reaches outside the share. The opened object is then checked
+//! against the manifest entry (a regular file of exactly the recorded size) by the caller;
+//! nothing else about it (mode, owner, times, xattrs) is ever read.
+//!
+//! [`HostFile`] reads an opened file for the Merkle engine: `pread` until the buffer is full or
+//! the file ends, retrying `EINTR`.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use verity_merkle::ReadAt;
+
+/// The share root, open for content lookups.
+#[derive(Debug)]
+pub struct ContentDir {
+    root: OwnedFd,
+}
+
+/// What [`ContentDir::open_regular`] found instead of the expected file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContentError {
+    /// The path could not be opened beneath the share root (missing, a symlink on the way,
+    /// outside the share, permission).
+    #[error("cannot open it beneath the share root: {0}")]
+    Open(#[source] io::Error),
+    /// Something other than a regular file is there.
+    #[error("the host has a {0} there, the manifest says a regular file")]
+    NotRegular(&'static str),
+    /// A regular file of another size.
+    #[error("the host file has {found} bytes, the manifest says {expected}")]
+    Size {
+        /// Manifest size.
+        expected: u64,
+        /// Host size.
+        found: u64,
+    },
+}
+
+fn type_name(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => "directory",
+        libc::S_IFLNK => "symlink",
+        libc::S_IFIFO => "FIFO",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        _ => "non-regular file",
+    }
+}
+
+impl ContentDir {
+    /// Opens the directory at `path` (the share root).
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let root = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(ContentDir { root })
+    }
+
+    /// Opens the manifest path `path` (absolute, normalised) beneath the root and checks that it
+    /// is a regular file of `size` bytes.
+    ///
+    /// `O_NONBLOCK` keeps a FIFO the host put there from blocking the open; it has no effect on
+    /// regular files. Kernels without `openat2` (before 5.6) fall back to `openat` with
+    /// `O_NOFOLLOW`, which protects the last component only.
+    pub(crate) fn open_regular(&self, path: &[u8], size: u64) -> Result<File, ContentError> {
+        let relative = relative(path);
+        let flags =
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let fd = match rustix::fs::openat2(&self.root, relative, flags, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::NOSYS) => {
+                rustix::fs::openat(&self.root, relative, flags, Mode::empty())
+            }
+            res => res,
+        }
+        .map_err(|e| ContentError::Open(e.into()))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| ContentError::Open(e.into()))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(ContentError::NotRegular(type_name(st.st_mode)));
+        }
+        let found = u64::try_from(st.st_size).unwrap_or(0);
+        if found != size {
+            return Err(ContentError::Size {
+                expected: size,
+                found,
+            });
+        }
+        Ok(File::from(fd))
+    }
+}
+
+/// `path` without its leading `/` (`.` for the root), as `openat2` wants it.
+fn relative(path: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    let rel = path.strip_prefix(b"/").unwrap_or(path);
+    if rel.is_empty() {
+        Path::new(".")
+    } else {
+        Path::new(std::ffi::OsStr::from_bytes(rel))
+    }
+}
+
+/// An opened host file as a [`ReadAt`]: short only at the end of the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostFile<'a>(pub(crate) &'a File);
+
+impl ReadAt for HostFile<'_> {
+    type Error = io::Error;
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.0.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(dir: &ContentDir, path: &[u8], size: u64) -> String {
+        dir.open_regular(path, size).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn opens_only_regular_files_of_the_size_beneath_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("share");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), b"12345").unwrap();
+        std::fs::write(outer.path().join("outside"), b"12345").unwrap();
+        std::os::unix::fs::symlink("f", root.join("d/link")).unwrap();
+        std::os::unix::fs::symlink("d", root.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("escape")).unwrap();
+        let dir = ContentDir::open(&root).unwrap();
+
+        let f = dir.open_regular(b"/d/f", 5).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(HostFile(&f).read_at(1, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"2345");
+
+        assert!(errs(&dir, b"/d/f", 4).contains("5 bytes"));
+        assert!(errs(&dir, b"/d", 0).contains("directory"));
+        for path in [&b"/d/link"[..], b"/dirlink/f", b"/escape", b"/missing"] {
+            assert!(errs(&dir, path, 5).contains("cannot open"), "{path:?}");
+        }
+    }
+}

@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+//! [`ManifestFs`]: a verified share whose namespace is the manifest's and whose host directory
+//! is only a content store.
+//!
+//! Every answer about names and metadata (LOOKUP, GETATTR, READDIR, READDIRPLUS, READLINK,
+//! ACCESS, GETXATTR, LISTXATTR, STATFS, LSEEK) comes from the pinned manifest
+//! ([`crate::manifest_attr`]); the host is not asked, so it cannot hide, add, retype, rechmod or
+//! rechown anything. The host is touched only by OPEN of a regular file, which opens the
+//! entry's path beneath the share root ([`ContentDir`]) and requires a regular file of the
+//! manifest size, and by READ, which verifies every block and refuses a short read. Whatever the
+//! host does differently (missing file, other type, other size, other bytes, a file cut after
+//! OPEN) is `EIO`, logged with the path (rate-limited).
+//!
+//! Inodes are the manifest's positions and live as long as the filesystem: FORGET has nothing to
+//! free, so only open files count against the guest's budget ([`FsLimits`]).
+//!
+//! This is the filesystem of `--manifest` in enforce mode with unlisted names denied (the
+//! defaults), in the daemon and in `verityctl mount`. The diagnostic modes (`--verity=audit`,
+//! `--unlisted=allow`) serve host objects and keep [`crate::VerityFs`].
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
+use fuse_backend_rs::api::filesystem::{
+    Context, DirEntry, Entry as FuseEntry, FileSystem, FsOptions, GetxattrReply, IoctlData,
+    ListxattrReply, OpenOptions, SetattrValid, ZeroCopyReader, ZeroCopyWriter,
+};
+use verity_manifest::{Entry, EntryKind};
+
+use crate::budget::{Budget, FsLimits};
+use crate::config::CacheMode;
+use crate::content::{ContentDir, HostFile};
+use crate::errno::erofs;
+use crate::init::negotiate_init;
+use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
+use crate::manifest_attr::{
+    dirent_type, entry_of, index_of, inode_of, may_access, stat_of, statfs_of,
+};
+use crate::names::check_name;
+use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::size_caps::{check_io_size, check_xattr_size};
+use crate::trees::FileVerifier;
+use crate::verified_read::{verified_read, ReadFailure};
+use crate::verity::{show, Verity};
+use crate::xattr::{is_reserved, list_reply, value_reply};
+
+/// Directory offsets 1 and 2 are `.` and `..`; a child at manifest position `i` has offset
+/// `i + FIRST_CHILD_OFFSET`, so a listing resumes at any child without a cursor.
+const FIRST_CHILD_OFFSET: u64 = 3;
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+/// One name of a directory listing.
+#[derive(Debug, Clone, Copy)]
+struct Listed<'a> {
+    /// The listing offset just after this name.
+    offset: u64,
+    /// The manifest position of the entry it names.
+    index: usize,
+    name: &'a [u8],
+    /// `d_type`.
+    type_: u32,
+}
+
+/// One open regular file: the host descriptor and the verifier of its manifest digest.
+#[derive(Debug)]
+struct OpenFile {
+    index: usize,
+    file: File,
+    verifier: Arc<FileVerifier>,
+}
+
+/// A manifest-served verified share (see the module documentation).
+#[derive(Debug)]
+pub struct ManifestFs {
+    verity: Verity,
+    content: ContentDir,
+    timeout: Duration,
+    cache: CacheMode,
+    budget: Budget,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_handle: AtomicU64,
+    block_size: u32,
+}
+
+impl ManifestFs {
+    /// Serves `verity`'s manifest, reading content from `content`, with guest caching `cache`.
+    ///
+    /// The namespace cannot change under the guest, so with any caching mode but `never`
+    /// entries and attributes are cached for a day and file pages across opens.
+    pub fn new(verity: Verity, content: ContentDir, cache: CacheMode) -> Self {
+        let timeout = match cache {
+            CacheMode::Never => Duration::ZERO,
+            _ => CacheMode::Always.timeout(),
+        };
+        let block_size = u32::try_from(verity.manifest().params().block_size()).unwrap_or(4096);
+        ManifestFs {
+            verity,
+            content,
+            timeout,
+            cache,
+            budget: Budget::default(),
+            files: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            block_size,
+        }
+    }
+
+    /// Sets the guest's open-file budget (inodes cost nothing here: they are the manifest's).
+    pub fn with_limits(mut self, limits: FsLimits) -> Self {
+        self.budget = Budget::new(limits);
+        self
+    }
+
+    /// The guest's budgets.
+    pub fn limits(&self) -> FsLimits {
+        self.budget.limits()
+    }
+
+    /// The verification state.
+    pub fn verity(&self) -> &Verity {
+        &self.verity
+    }
+
+    /// Files the guest holds open now.
+    pub fn open_handles(&self) -> usize {
+        self.budget.open_handles()
+    }
+
+    fn files(&self) -> MutexGuard<'_, HashMap<u64, Arc<OpenFile>>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The manifest entry of `inode`; `ENOENT` for a number the manifest never gave out.
+    fn entry(&self, inode: u64) -> io::Result<(usize, &Entry)> {
+        let index = index_of(inode).ok_or_else(|| errno(libc::ENOENT))?;
+        let e = self
+            .verity
+            .entry(index)
+            .ok_or_else(|| errno(libc::ENOENT))?;
+        Ok((index, e))
+    }
+
+    fn dir(&self, inode: u64) -> io::Result<(usize, &Entry)> {
+        let (i, e) = self.entry(inode)?;
+        if e.kind != EntryKind::Directory {
+            return Err(errno(libc::ENOTDIR));
+        }
+        Ok((i, e))
+    }
+
+    fn fuse_entry(&self, index: usize, e: &Entry) -> FuseEntry {
+        entry_of(index, e, self.block_size, self.timeout)
+    }
+
+    /// The children of directory `dir` at or after manifest position `from`, with their
+    /// positions. Descendants of `/a` are contiguous from the first path starting `/a/`
+    /// (`/a-b` sorts between `/a` and `/a/x`).
+    fn children_from<'a>(
+        &'a self,
+        dir: &'a Entry,
+        from: usize,
+    ) -> impl Iterator<Item = (usize, &'a Entry)> + 'a {
+        let entries = self.verity.manifest().entries();
+        let prefix = verity_manifest::join(&dir.path, b"");
+        let prefix = if dir.path == b"/" {
+            b"/".to_vec()
+        } else {
+            prefix
+        };
+        // The root is its own prefix: start after it.
+        let start = entries
+            .partition_point(|e| e.path.as_slice() < prefix.as_slice())
+            .max(1);
+        let prefix_len = prefix.len();
+        entries
+            .iter()
+            .enumerate()
+            .skip(from.max(start))
+            .take_while(move |(_, e)| e.path.len() > prefix_len && e.path.starts_with(&prefix))
+            .filter(move |(_, e)| !e.path[prefix_len..].contains(&b'/'))
+    }
+
+    /// The position of `dir`'s parent (the root's parent is the root).
+    fn parent_index(&self, dir: &Entry) -> usize {
+        dir.parent()
+            .and_then(|p| self.verity.manifest().position(p))
+            .unwrap_or(0)
+    }
+
+    /// Walks a directory listing from `offset`, calling `emit` with each entry's offset, until
+    /// `emit` reports a full buffer (0).
+    fn list(
+        &self,
+        inode: u64,
+        offset: u64,
+        emit: &mut dyn FnMut(Listed<'_>) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let (index, dir) = self.dir(inode)?;
+        let dot_type = u32::from(libc::DT_DIR);
+        let dots = [(index, &b"."[..]), (self.parent_index(dir), b"..")];
+        for (off, (index, name)) in (1..).zip(dots) {
+            let item = Listed {
+                offset: off,
+                index,
+                name,
+                type_: dot_type,
+            };
+            if offset < off && emit(item)? == 0 {
+                return Ok(());
+            }
+        }
+        // The first child sorts right after the directory itself.
+        let from =
+            usize::try_from(offset.saturating_sub(FIRST_CHILD_OFFSET - 1)).unwrap_or(usize::MAX);
+        for (i, e) in self.children_from(dir, from) {
+            let item = Listed {
+                offset: i as u64 + FIRST_CHILD_OFFSET,
+                index: i,
+                name: e.name(),
+                type_: dirent_type(&e.kind),
+            };
+            if emit(item)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the content of regular file `index` and sets up its verifier; `EIO` (logged) when
+    /// the host has something else there.
+    fn open_content(&self, index: usize, e: &Entry) -> io::Result<OpenFile> {
+        let EntryKind::File { size, digest } = &e.kind else {
+            return Err(eio());
+        };
+        let file = self.content.open_regular(&e.path, *size).or_else(|err| {
+            self.verity
+                .integrity_failure(format_args!("{}: {err}", show(&e.path)))
+                .and(Err(eio()))
+        })?;
+        let params = self.verity.manifest().params();
+        let verifier = self
+            .verity
+            .trees
+            .load(digest, *size, params, &HostFile(&file))
+            .or_else(|err| {
+                self.verity
+                    .integrity_failure(format_args!("{}: {err}", show(&e.path)))
+                    .and(Err(eio()))
+            })?;
+        Ok(OpenFile {
+            index,
+            file,
+            verifier,
+        })
+    }
+
+    /// OPEN once a handle slot is taken.
+    fn open_counted(&self, inode: u64) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let (index, e) = self.entry(inode)?;
+        match e.kind {
+            EntryKind::File { .. } => {}
+            EntryKind::Directory => return Err(errno(libc::EISDIR)),
+            // The guest kernel opens special files itself; a symlink is never opened.
+            _ => return Err(eio()),
+        }
+        let open = self.open_content(index, e)?;
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.files().insert(handle, Arc::new(open));
+        let opts = match self.cache {
+            // Verified pages stay valid: the content is pinned by the manifest.
+            CacheMode::Auto | CacheMode::Always => OpenOptions::KEEP_CACHE,
+            CacheMode::Never | CacheMode::Metadata => OpenOptions::DIRECT_IO,
+        };
+        Ok((Some(handle), opts, None))
+    }
+}
+
+impl FileSystem for ManifestFs {
+    type Inode = u64;
+    type Handle = u64;
+
+    // ---- lifecycle ----------------------------------------------------------------------
+
+    fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
+        let readdirplus = self.cache.readdirplus();
+        negotiate_init(capable, readdirplus, |c| {
+            Ok::<_, io::Error>(c.intersection(
+                FsOptions::DO_READDIRPLUS | FsOptions::READDIRPLUS_AUTO | FsOptions::CACHE_SYMLINKS,
+            ))
+        })
+    }
+
+    fn destroy(&self) {
+        self.files().clear();
+        self.budget.clear();
+    }
+
+    // ---- names and attributes, from the manifest ----------------------------------------
+
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<FuseEntry> {
+        check_name(name)?;
+        let (_, dir) = self.dir(parent)?;
+        let name = name.to_bytes();
+        if name == b"." || name == b".." {
+            // The guest kernel resolves these itself; they are never manifest names.
+            return Err(errno(libc::ENOENT));
+        }
+        let path = verity_manifest::join(&dir.path, name);
+        let manifest = self.verity.manifest();
+        let index = manifest
+            .position(&path)
+            .ok_or_else(|| errno(libc::ENOENT))?;
+        Ok(self.fuse_entry(index, &manifest.entries()[index]))
+    }
+
+    fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
+
+    fn batch_forget(&self, _ctx: &Context, _requests: Vec<(u64, u64)>) {}
+
+    fn getattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: Option<u64>,
+    ) -> io::Result<(stat64, Duration)> {
+        let (index, e) = self.entry(inode)?;
+        Ok((stat_of(index, e, self.block_size), self.timeout))
+    }
+
+    fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
+        match &self.entry(inode)?.1.kind {
+            EntryKind::Symlink { target } => Ok(target.clone()),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    fn access(&self, ctx: &Context, inode: u64, mask: u32) -> io::Result<()> {
+        let (_, e) = self.entry(inode)?;
+        if mask & libc::W_OK as u32 != 0 {
+            return Err(erofs());
+        }
+        if may_access(ctx, e, mask) {
+            Ok(())
+        } else {
+            Err(errno(libc::EACCES))
+        }
+    }
+
+    fn statfs(&self, _ctx: &Context, _inode: u64) -> io::Result<statvfs64> {
+        Ok(statfs_of(self.verity.manifest()))
+    }
+
+    // ---- directories ----------------------------------------------------------------------
+
+    fn opendir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions)> {
+        check_open_flags(flags)?;
+        self.dir(inode)?;
+        let opts = match self.cache {
+            CacheMode::Never => OpenOptions::empty(),
+            _ => OpenOptions::KEEP_CACHE | OpenOptions::CACHE_DIR,
+        };
+        Ok((None, opts))
+    }
+
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        check_io_size(size)?;
+        self.list(inode, offset, &mut |l| {
+            add_entry(DirEntry {
+                ino: inode_of(l.index),
+                offset: l.offset,
+                type_: l.type_,
+                name: l.name,
+            })
+        })
+    }
+
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(DirEntry, FuseEntry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        check_io_size(size)?;
+        let entries = self.verity.manifest().entries();
+        self.list(inode, offset, &mut |l| {
+            let mut entry = self.fuse_entry(l.index, &entries[l.index]);
+            if l.offset < FIRST_CHILD_OFFSET {
+                // `.` and `..` go out without a node id: the kernel takes no reference for them.
+                entry.inode = 0;
+                entry.attr_timeout = Duration::ZERO;
+                entry.entry_timeout = Duration::ZERO;
+            }
+            let dirent = DirEntry {
+                ino: inode_of(l.index),
+                offset: l.offset,
+                type_: l.type_,
+                name: l.name,
+            };
+            add_entry(dirent, entry)
+        })
+    }
+
+    fn releasedir(&self, _ctx: &Context, _inode: u64, _flags: u32, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fsyncdir(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _datasync: bool,
+        _handle: u64,
+    ) -> io::Result<()> {
+        Ok(())
+    }
+
+    // ---- files ------------------------------------------------------------------------------
+
+    fn open(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        check_open_flags(flags)?;
+        self.budget.take_handle()?;
+        let opened = self.open_counted(inode);
+        if opened.is_err() {
+            self.budget.release_handle();
+        }
+        opened
+    }
+
+    fn create(
+        &self,
+        ctx: &Context,
+        parent: u64,
+        name: &CStr,
+        args: CreateIn,
+    ) -> io::Result<(FuseEntry, Option<u64>, OpenOptions, Option<u32>)> {
+        // As in the passthrough-backed share: nothing can be created, but an O_CREAT open
+        // (read-only, without O_EXCL) of a listed name is a plain open.
+        let flags = check_create_flags(args.flags)?;
+        check_name(name).map_err(|_| erofs())?;
+        let entry = match self.lookup(ctx, parent, name) {
+            Ok(entry) => entry,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),
+            Err(e) => return Err(e),
+        };
+        let (handle, opts, passthrough) = self.open(ctx, entry.inode, flags, args.fuse_flags)?;
+        Ok((entry, handle, opts, passthrough))
+    }
+
+    fn read(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        handle: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _lock_owner: Option<u64>,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        check_io_size(size)?;
+        let open = self
+            .files()
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| errno(libc::EBADF))?;
+        if inode_of(open.index) != inode {
+            return Err(errno(libc::EBADF));
+        }
+        let path = &self.verity.manifest().entries()[open.index].path;
+        let on_failure = |e: &ReadFailure| {
+            self.verity.record_failure(format_args!(
+                "{}: read of {size} bytes at {offset}: {e}",
+                show(path)
+            ))
+        };
+        verified_read(
+            &HostFile(&open.file),
+            &open.verifier,
+            w,
+            size,
+            offset,
+            false,
+            &on_failure,
+        )
+    }
+
+    fn lseek(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        offset: u64,
+        whence: u32,
+    ) -> io::Result<u64> {
+        // A verified file has no holes: its data is the manifest's size, all of it data.
+        let size = self.entry(inode)?.1.size();
+        let beyond = || errno(libc::ENXIO);
+        match i32::try_from(whence).unwrap_or(-1) {
+            libc::SEEK_DATA if offset < size => Ok(offset),
+            libc::SEEK_HOLE if offset < size => Ok(size),
+            libc::SEEK_DATA | libc::SEEK_HOLE => Err(beyond()),
+            libc::SEEK_SET => Ok(offset),
+            libc::SEEK_END => size.checked_add(offset).ok_or_else(|| errno(libc::EINVAL)),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    fn flush(&self, _ctx: &Context, _inode: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fsync(&self, _ctx: &Context, _inode: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn release(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _flags: u32,
+        handle: u64,
+        _flush: bool,
+        _flock_release: bool,
+        _lock_owner: Option<u64>,
+    ) -> io::Result<()> {
+        if self.files().remove(&handle).is_some() {
+            self.budget.release_handle();
+        }
+        Ok(())
+    }
+
+    // ---- digests: xattrs and ioctls ---------------------------------------------------------
+
+    fn getxattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        name: &CStr,
+        size: u32,
+    ) -> io::Result<GetxattrReply> {
+        check_xattr_size(size)?;
+        let (index, _) = self.entry(inode)?;
+        if !is_reserved(name.to_bytes()) {
+            // Host xattrs are not bound by the manifest, so none is served.
+            return Err(errno(libc::ENODATA));
+        }
+        let ours = self.verity.xattrs_of(index);
+        match ours.iter().find(|(n, _)| n.as_bytes() == name.to_bytes()) {
+            Some((_, value)) => value_reply(value, size),
+            None => Err(errno(libc::ENODATA)),
+        }
+    }
+
+    fn listxattr(&self, _ctx: &Context, inode: u64, size: u32) -> io::Result<ListxattrReply> {
+        check_xattr_size(size)?;
+        let (index, _) = self.entry(inode)?;
+        let mut list = Vec::new();
+        for (name, _) in self.verity.xattrs_of(index) {
+            list.extend_from_slice(name.as_bytes());
+            list.push(0);
+        }
+        list_reply(list, size)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ioctl(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        flags: u32,
+        cmd: u32,
+        data: IoctlData,
+        out_size: u32,
+    ) -> io::Result<IoctlData<'_>> {
+        let (index, _) = self.entry(inode)?;
+        let req = IoctlRequest {
+            cmd,
+            flags,
+            out_size,
+        };
+        let target = IoctlTarget {
+            measure: self.verity.measure_reply_of(index),
+        };
+        handle_ioctl(req, data.data.unwrap_or_default(), target)
+    }
+
+    // ---- refused: every mutation ------------------------------------------------------------
+
+    fn setattr(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _attr: stat64,
+        _handle: Option<u64>,
+        _valid: SetattrValid,
+    ) -> io::Result<(stat64, Duration)> {
+        Err(erofs())
+    }
+
+    fn symlink(
+        &self,
+        _ctx: &Context,
+        _linkname: &CStr,
+        _parent: u64,
+        _name: &CStr,
+    ) -> io::Result<FuseEntry> {
+        Err(erofs())
+    }
+
+    fn mknod(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _name: &CStr,
+        _mode: u32,
+        _rdev: u32,
+        _umask: u32,
+    ) -> io::Result<FuseEntry> {
+        Err(erofs())
+    }
+
+    fn mkdir(
+        &self,
+        _ctx: &Context,
+        _parent: u64,
+        _name: &CStr,
+        _mode: u32,
+        _umask: u32,
+    ) -> io::Result<FuseEntry> {
+        Err(erofs())
+    }
+
+    fn unlink(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
+        Err(erofs())
+    }
+
+    fn rmdir(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
+        Err(erofs())
+    }
+
+    fn rename(
+        &self,
+        _ctx: &Context,
+        _olddir: u64,
+        _oldname: &CStr,
+        _newdir: u64,
+        _newname: &CStr,
+        _flags: u32,
+    ) -> io::Result<()> {
+        Err(erofs())
+    }
+
+    fn link(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _newparent: u64,
+        _newname: &CStr,
+    ) -> io::Result<FuseEntry> {
+        Err(erofs())
+    }
+
+    fn write(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _handle: u64,
+        _r: &mut dyn ZeroCopyReader,
+        _size: u32,
+        _offset: u64,
+        _lock_owner: Option<u64>,
+        _delayed_write: bool,
+        _flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<usize> {
+        Err(erofs())
+    }
+
+    fn fallocate(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _handle: u64,
+        _mode: u32,
+        _offset: u64,
+        _length: u64,
+    ) -> io::Result<()> {
+        Err(erofs())
+    }
+
+    fn setxattr(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _name: &CStr,
+        _value: &[u8],
+        _flags: u32,
+    ) -> io::Result<()> {
+        Err(erofs())
+    }
+
+    fn removexattr(&self, _ctx: &Context, _inode: u64, _name: &CStr) -> io::Result<()> {
+        Err(erofs())
+    }
+}
