@@ -177,10 +177,12 @@ case_attest() {
 # A host that does not verify serves altered bytes on the tag "evil"; the guest verifies
 # with verityctl mount against the manifest from the initramfs (/vt/manifest).
 case_malicious() {
-  E=/evil
+  # As docs/guest-mount.md shows it: the raw share in a 0700 directory, ro,nosuid,nodev,noexec.
+  E=/run/verityctl/raw
   V=/verified
   mkdir -p "$E" "$V"
-  if ! mount -t virtiofs evil "$E"; then
+  chmod 0700 /run/verityctl
+  if ! mount -t virtiofs -o ro,nosuid,nodev,noexec evil "$E"; then
     echo "raw-mount failed" | data malicious
     return
   fi

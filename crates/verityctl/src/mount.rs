@@ -10,6 +10,7 @@
 //! returned, and digests (`FS_IOC_MEASURE_VERITY`, `user.verity.digest`) are
 //! answered from the manifest.
 
+mod confine;
 mod pinned;
 
 use std::io;
@@ -24,6 +25,7 @@ use fuse_backend_rs::transport::{FuseChannel, FuseSession};
 use verity_fs::{CacheMode, ContentDir, ManifestFs, TreeStore, Verity, VerityOptions};
 use verity_merkle::FileDigest;
 
+use self::confine::ConfineError;
 use self::pinned::PinnedError;
 use verity_sys::TerminationSignals;
 
@@ -50,10 +52,15 @@ pub struct MountArgs {
     /// Stay in the foreground (the default and only mode; accepted for scripts).
     #[arg(long)]
     foreground: bool,
+    /// Unmount SOURCE (lazily) once its root is open, so that no guest process can reach the
+    /// raw, unverified share by path while TARGET is served.
+    #[arg(long)]
+    detach_source: bool,
     /// Write TARGET's path to this file once mounted (removed at exit).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
-    /// The untrusted directory to verify (in a guest: the raw virtio-fs mount).
+    /// The untrusted directory to verify (in a guest: the raw virtio-fs mount, which must be
+    /// mounted ro,nosuid,nodev,noexec).
     #[arg(value_name = "SOURCE")]
     source: PathBuf,
     /// Where the verified filesystem is mounted (an existing directory).
@@ -67,6 +74,9 @@ pub enum MountError {
     /// The manifest or its pin is not usable.
     #[error(transparent)]
     Manifest(#[from] PinnedError),
+    /// SOURCE or TARGET is unsafe, or privileges cannot be reduced.
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
     /// --tree-store cannot be opened.
     #[error("--tree-store {path:?} cannot be opened as a directory")]
     TreeStore {
@@ -121,7 +131,14 @@ impl MountError {
     /// one), 1 for failures while mounting.
     pub fn exit_code(&self) -> u8 {
         match self {
-            MountError::Manifest(_) | MountError::TreeStore { .. } | MountError::Source { .. } => 2,
+            MountError::Manifest(_)
+            | MountError::TreeStore { .. }
+            | MountError::Source { .. }
+            | MountError::Confine(
+                ConfineError::UnsafeSource { .. }
+                | ConfineError::TargetInSource { .. }
+                | ConfineError::Inspect { .. },
+            ) => 2,
             _ => 1,
         }
     }
@@ -186,6 +203,7 @@ fn spawn_signal_thread(signals: TerminationSignals, events: mpsc::Sender<Event>)
 fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
     let manifest = pinned::load(&args.manifest, &args.manifest_digest)?;
     let digest = *manifest.digest();
+    confine::check_paths(&args.source, &args.target)?;
     let tree_store = args
         .tree_store
         .as_deref()
@@ -232,6 +250,9 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
     // Before any thread exists, so that every thread inherits the mask.
     let signals = TerminationSignals::block().map_err(|e| MountError::Setup("signals", e))?;
     let (fs, digest) = build_fs(args)?;
+    if args.detach_source {
+        confine::detach_source(&args.source)?;
+    }
     let server = Arc::new(Server::new(fs));
 
     let mount_err = |reason: String| MountError::Mount {
@@ -243,6 +264,10 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
     session.set_allow_other(true);
     session.mount().map_err(|e| mount_err(e.to_string()))?;
     // From here on the session's Drop unmounts on every early return.
+    if let Err(e) = confine::drop_privileges() {
+        stop(&mut session, Vec::new());
+        return Err(e.into());
+    }
 
     let (tx, rx) = mpsc::channel();
     let mut workers = Vec::new();
@@ -311,6 +336,7 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
 /// Unmounts (lazily, so open files do not keep TARGET mounted), wakes every
 /// channel thread and joins them.
 fn stop(session: &mut FuseSession, workers: Vec<JoinHandle<()>>) {
+    confine::raise_for_unmount();
     if let Err(e) = session.umount() {
         eprintln!("verityctl: unmount: {e}");
     }

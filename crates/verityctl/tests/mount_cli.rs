@@ -112,6 +112,39 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
 struct Mounted {
     child: Child,
     target: PathBuf,
+    _raw: RawSource,
+}
+
+/// `dir` bind-mounted read-only, nosuid, nodev, noexec at `<dir>.raw`, as a guest mounts the
+/// raw share for `verityctl mount`; changes made through `dir` show there. Unmounted on drop.
+struct RawSource(PathBuf);
+
+impl RawSource {
+    fn new(dir: &Path) -> Self {
+        let raw = dir.with_extension("raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        let run = |args: &[&str]| {
+            let st = Command::new("mount").args(args).status().unwrap();
+            assert!(st.success(), "mount {args:?}");
+        };
+        let (d, r) = (dir.to_str().unwrap(), raw.to_str().unwrap().to_owned());
+        run(&["--bind", d, &r]);
+        let raw = RawSource(raw);
+        run(&["-o", "remount,bind,ro,nosuid,nodev,noexec", &r]);
+        raw
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RawSource {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
 }
 
 impl Mounted {
@@ -135,8 +168,9 @@ impl Mounted {
         if let Some(store) = store {
             cmd.arg("--tree-store").arg(store);
         }
+        let raw = RawSource::new(source);
         let child = cmd
-            .arg(source)
+            .arg(raw.path())
             .arg(target)
             .stdin(Stdio::null())
             .spawn()
@@ -144,6 +178,7 @@ impl Mounted {
         let mut m = Mounted {
             child,
             target: target.canonicalize().unwrap(),
+            _raw: raw,
         };
         wait_until("the mount", || {
             if let Some(status) = m.child.try_wait().unwrap() {
@@ -475,4 +510,71 @@ fn a_source_root_that_differs_from_the_manifest_is_mounted_as_sealed() {
     let mode = std::fs::metadata(&m.target).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o755);
     assert_eq!(std::fs::read(m.target.join("f")).unwrap(), b"data");
+}
+
+#[test]
+fn an_unsafe_source_or_a_target_inside_it_is_refused_and_detach_hides_the_source() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let mount = |source: &Path, target: &Path, extra: &[&str]| {
+        verityctl()
+            .arg("mount")
+            .arg("--manifest")
+            .arg(&manifest_path)
+            .arg("--manifest-digest")
+            .arg(manifest.digest().to_string())
+            .args(extra)
+            .arg(source)
+            .arg(target)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A writable, suid, dev, exec source: refused, with the fix named.
+    let out = mount(&src, &target, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("without ro,nosuid,nodev,noexec"), "{err}");
+    assert!(!is_mounted(&target.canonicalize().unwrap()));
+    // A target inside the source: refused.
+    let raw = RawSource::new(&src);
+    let out = mount(raw.path(), &raw.path().join("sub"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is inside SOURCE"), "{err}");
+    // --detach-source: the raw mount is gone by path, the verified tree still reads.
+    let ready = target.with_extension("ready");
+    let mut child = verityctl()
+        .arg("mount")
+        .arg("--manifest")
+        .arg(&manifest_path)
+        .arg("--manifest-digest")
+        .arg(manifest.digest().to_string())
+        .arg("--detach-source")
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg(raw.path())
+        .arg(&target)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = target.canonicalize().unwrap();
+    wait_until("the mount", || ready.exists() && is_mounted(&t));
+    let detached = !is_mounted(raw.path());
+    let read = std::fs::read(t.join("f"));
+    let _ = Command::new("umount").arg(&t).status();
+    let status = wait_exit(&mut child);
+    assert!(detached, "SOURCE is still mounted");
+    assert_eq!(read.unwrap(), b"data");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
