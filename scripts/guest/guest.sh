@@ -233,13 +233,95 @@ case_malicious() {
   umount "$E"
 }
 
+# The tamper matrix (docs/testing.md): one host copy of the sealed tree, changed after sealing,
+# served twice: verified by the daemon (tag tmv) and unverified (tag tmr) under verityctl mount.
+# Each path reports the same facts; the host checks them against the manifest.
+tm_facts() { # tm_facts DIR
+  d=$1
+  for f in $TM_STAT; do
+    echo "stat $f $(cd "$d" && stat -c '%f %u %g %s' "$f" 2>&1 | tr -s ' ' ' ')"
+  done
+  for f in $TM_READ; do
+    vtest cat "$d/$f" 0 100000000 > /tmp/tm.bin 2> /dev/null
+    rc=$?
+    if [ "$rc" = 0 ]; then echo "read $f $(sha256sum < /tmp/tm.bin | cut -d' ' -f1)"; else echo "read $f rc=$rc"; fi
+  done
+  for spec in $TM_BLOCKS; do
+    f=${spec%%:*}
+    b=${spec#*:}
+    vtest cat "$d/$f" $((b * 4096)) 4096 direct > /tmp/tm.bin 2> /dev/null
+    rc=$?
+    if [ "$rc" = 0 ]; then echo "block $f $b $(sha256sum < /tmp/tm.bin | cut -d' ' -f1)"; else echo "block $f $b rc=$rc"; fi
+  done
+  for f in $TM_ABSENT; do
+    if [ -e "$d/$f" ] || [ -L "$d/$f" ]; then echo "absent $f no"; else echo "absent $f yes"; fi
+  done
+  for dir in $TM_LIST; do
+    echo "list $dir $(ls -a "$d/$dir" 2>&1 | LC_ALL=C sort | tr '\n' ' ')"
+  done
+  for l in $TM_LINKS; do echo "link $l $(readlink "$d/$l" 2>&1)"; done
+  echo "seek $TM_HOLE $(vtest seek "$d/$TM_HOLE" 2>&1)"
+}
+
+case_tamper_matrix() {
+  V=/tmv
+  R=/run/verityctl/tmr
+  T=/tmm
+  mkdir -p "$V" "$R" "$T"
+  chmod 0700 /run/verityctl
+  if ! mount -t virtiofs tmv "$V"; then
+    echo "mount tmv failed" | data tamper-matrix
+    return
+  fi
+  if ! mount -t virtiofs -o ro,nosuid,nodev,noexec tmr "$R"; then
+    echo "mount tmr failed" | data tamper-matrix
+    return
+  fi
+  # A stale manifest from the host: refused against the pinned digest, nothing mounted.
+  verityctl mount --manifest "$R/$TM_STALE" --manifest-digest "$MANIFEST_DIGEST" \
+    "$R" "$T" > /tmp/tmstale.log 2>&1
+  echo "stale-manifest rc=$?" | data tamper-matrix
+  rm -f /tmp/tmready
+  verityctl mount --manifest /vt/manifest --manifest-digest "$MANIFEST_DIGEST" \
+    --tree-store "$R/$TM_TREES" --detach-source --ready-file /tmp/tmready "$R" "$T" \
+    > /tmp/tmmount.log 2>&1 &
+  tpid=$!
+  i=0
+  while [ ! -f /tmp/tmready ] && [ "$i" -lt 150 ] && kill -0 "$tpid" 2> /dev/null; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  if [ ! -f /tmp/tmready ]; then
+    echo "verityctl-mount failed: $(tail -3 /tmp/tmmount.log | tr -s ' \t\n' '___')" | data tamper-matrix
+    return
+  fi
+  if grep -q " $R " /proc/mounts; then echo "raw-detached no"; else echo "raw-detached yes"; fi |
+    data tamper-matrix
+  # Held open across the host's changes (truncate, chmod, chown after OPEN and LOOKUP).
+  specs=""
+  for side in v:$V m:$T; do
+    for spec in $TM_HELD; do specs="$specs ${side#*:}/$spec"; done
+  done
+  # shellcheck disable=SC2086 # one word per file
+  vtest held 4 $specs > /tmp/tmheld 2> /dev/console
+  for side in v:$V m:$T; do
+    label=${side%%:*}
+    dir=${side#*:}
+    { grep " $dir/" /tmp/tmheld | sed "s| $dir/| |"; tm_facts "$dir"; } | sed "s/^/$label /"
+  done | data tamper-matrix
+  umount "$T" 2> /dev/null || umount -l "$T"
+  wait "$tpid"
+  echo "verityctl-exit rc=$?" | data tamper-matrix
+  umount "$V"
+}
+
 # ---- modes ----------------------------------------------------------------------------
 case $MODE in
 test)
   for c in $CASES; do
     case $c in
       tree | sha256 | mutate | bigread | verityctl | measure | vctl-digest | vctl-measure | xattr | \
-        lsattr | manifest-xattr | tamper | attest | malicious)
+        lsattr | manifest-xattr | tamper | attest | malicious | tamper-matrix)
         echo "VTEST-CASE $c start uptime=$(cut -d' ' -f1 /proc/uptime)"
         "case_$(echo "$c" | tr - _)"
         ;;

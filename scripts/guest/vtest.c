@@ -20,6 +20,11 @@
  *                                        prints entries, seconds, entries/s
  *   vtest readall DIR MAX                open + read + close the first MAX regular files below
  *                                        DIR (sorted walk); prints files, bytes, seconds, files/s
+ *   vtest seek FILE                      "hole H data0 D" (SEEK_HOLE / SEEK_DATA from 0, or errno=N)
+ *   vtest held SECS FILE:OFF:LEN...      open every FILE (O_DIRECT), fstat it ("open FILE MODE UID
+ *                                        GID SIZE"), print VTEST-HELD-OPEN to stdout, sleep SECS,
+ *                                        fstat again ("fstat ...") and pread LEN at OFF: "read FILE
+ *                                        OFF n=BYTES fnv=HEX" (FNV-1a 64) or "read FILE OFF errno=N"
  * Paired forms: the same work on two mounts of one share, interleaved in small units (a
  * top-level directory of the tree, 16 MiB of a file, 32 random reads), the side going first
  * alternating; each side's time is the sum of its units, so host load hits both alike.
@@ -574,11 +579,96 @@ static int pair_rand(const char *f1, const char *f2, double secs, int direct)
     return 0;
 }
 
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static int seek_probe(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail("open", path);
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    int he = errno;
+    off_t data = lseek(fd, 0, SEEK_DATA);
+    int de = errno;
+    if (hole < 0)
+        printf("hole errno=%d ", he);
+    else
+        printf("hole %lld ", (long long)hole);
+    if (data < 0)
+        printf("data0 errno=%d\n", de);
+    else
+        printf("data0 %lld\n", (long long)data);
+    close(fd);
+    return 0;
+}
+
+static void print_stat(const char *what, const char *path, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        printf("%s %s errno=%d\n", what, path, errno);
+    else
+        printf("%s %s %o %u %u %lld\n", what, path, (unsigned)st.st_mode, (unsigned)st.st_uid,
+               (unsigned)st.st_gid, (long long)st.st_size);
+}
+
+/* Files held open while the host changes them (the guest tamper matrix). */
+static int held(int secs, int n, char **specs)
+{
+    int fds[64];
+    char paths[64][1024];
+    long long offs[64], lens[64];
+    if (n > 64)
+        return 2;
+    for (int i = 0; i < n; i++) {
+        if (sscanf(specs[i], "%1023[^:]:%lld:%lld", paths[i], &offs[i], &lens[i]) != 3)
+            return 2;
+        fds[i] = open(paths[i], O_RDONLY | O_DIRECT);
+        if (fds[i] < 0)
+            printf("open %s errno=%d\n", paths[i], errno);
+        else
+            print_stat("open", paths[i], fds[i]);
+    }
+    fflush(stdout);
+    fprintf(stderr, "VTEST-HELD-OPEN\n");
+    sleep((unsigned)secs);
+    void *buf;
+    if (posix_memalign(&buf, 4096, 1 << 20))
+        return 1;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        print_stat("fstat", paths[i], fds[i]);
+        size_t len = lens[i] < (1 << 20) ? (size_t)lens[i] : (1 << 20);
+        ssize_t got = pread(fds[i], buf, len, offs[i]);
+        if (got < 0)
+            printf("read %s %lld errno=%d\n", paths[i], offs[i], errno);
+        else
+            printf("read %s %lld n=%zd fnv=%016llx\n", paths[i], offs[i], got,
+                   (unsigned long long)fnv1a(buf, (size_t)got));
+        close(fds[i]);
+    }
+    free(buf);
+    return fflush(stdout) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *op = argc > 1 ? argv[1] : "";
     if (!strcmp(op, "tree") && argc == 3)
         return tree(argv[2], "");
+    if (!strcmp(op, "seek") && argc == 3)
+        return seek_probe(argv[2]);
+    if (!strcmp(op, "held") && argc >= 4)
+        return held(atoi(argv[2]), argc - 3, argv + 3);
     if (!strcmp(op, "cat") && (argc == 5 || argc == 6))
         return cat(argv[2], atoll(argv[3]), atoll(argv[4]), argc == 6 && !strcmp(argv[5], "direct"));
     if (!strcmp(op, "mutate") && argc == 5)
@@ -613,6 +703,6 @@ int main(int argc, char **argv)
                     "       measure FILE | flags FILE | getxattr PATH NAME | gen SEED SIZE | seqread FILE [BS] |\n"
                     "       randread FILE SECS DIRECT | gentree DIR N | walk DIR | readall DIR MAX |\n"
                     "       pairwalk DIR1 DIR2 | pairreadall DIR1 DIR2 MAX | pairseq FILE1 FILE2 |\n"
-                    "       pairrand FILE1 FILE2 SECS DIRECT\n");
+                    "       pairrand FILE1 FILE2 SECS DIRECT | seek FILE | held SECS FILE:OFF:LEN...\n");
     return 2;
 }
