@@ -264,12 +264,13 @@ tm_facts() { # tm_facts DIR
 }
 
 case_tamper_matrix() {
-  V=/tmv
+  V=/run/verityctl/tmv
   R=/run/verityctl/tmr
   T=/tmm
-  mkdir -p "$V" "$R" "$T"
+  P=/tmp-pin
+  mkdir -p "$V" "$R" "$T" "$P"
   chmod 0700 /run/verityctl
-  if ! mount -t virtiofs tmv "$V"; then
+  if ! mount -t virtiofs -o ro,nosuid,nodev,noexec tmv "$V"; then
     echo "mount tmv failed" | data tamper-matrix
     return
   fi
@@ -297,14 +298,26 @@ case_tamper_matrix() {
   fi
   if grep -q " $R " /proc/mounts; then echo "raw-detached no"; else echo "raw-detached yes"; fi |
     data tamper-matrix
+  # Only the pin: the verified share serves the manifest and trees (.verityfsd).
+  rm -f /tmp/pready
+  verityctl mount --manifest-digest "$MANIFEST_DIGEST" --ready-file /tmp/pready "$V" "$P" \
+    > /tmp/pmount.log 2>&1 &
+  ppid=$!
+  i=0
+  while [ ! -f /tmp/pready ] && [ "$i" -lt 150 ] && kill -0 "$ppid" 2> /dev/null; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  [ -f /tmp/pready ] || echo "pin-only-mount failed: $(tail -3 /tmp/pmount.log | tr -s ' \t\n' '___')" |
+    data tamper-matrix
   # Held open across the host's changes (truncate, chmod, chown after OPEN and LOOKUP).
   specs=""
-  for side in v:$V m:$T; do
+  for side in v:$V m:$T p:$P; do
     for spec in $TM_HELD; do specs="$specs ${side#*:}/$spec"; done
   done
   # shellcheck disable=SC2086 # one word per file
   vtest held 4 $specs > /tmp/tmheld 2> /dev/console
-  for side in v:$V m:$T; do
+  for side in v:$V m:$T p:$P; do
     label=${side%%:*}
     dir=${side#*:}
     { grep " $dir/" /tmp/tmheld | sed "s| $dir/| |"; tm_facts "$dir"; } | sed "s/^/$label /"
@@ -312,6 +325,9 @@ case_tamper_matrix() {
   umount "$T" 2> /dev/null || umount -l "$T"
   wait "$tpid"
   echo "verityctl-exit rc=$?" | data tamper-matrix
+  umount "$P" 2> /dev/null || umount -l "$P"
+  wait "$ppid"
+  echo "pin-only-exit rc=$?" | data tamper-matrix
   umount "$V"
 }
 

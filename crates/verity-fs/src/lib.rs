@@ -33,6 +33,7 @@ mod names;
 mod open_flags;
 mod open_handles;
 pub mod ratelimit;
+mod share_meta;
 mod size_caps;
 mod tree_store;
 mod trees;
@@ -53,6 +54,7 @@ pub use ioctl::{
 pub use manifest_fs::ManifestFs;
 pub use names::check_name;
 pub use open_flags::{check_create_flags, check_open_flags};
+pub use share_meta::META_DIR;
 pub use size_caps::{MAX_IO_SIZE, MAX_XATTR_SIZE};
 pub use tree_store::TreeStore;
 pub use verity::{UnlistedPolicy, VerifyMode, Verity, VerityOptions};

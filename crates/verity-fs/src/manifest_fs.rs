@@ -32,6 +32,7 @@ use fuse_backend_rs::api::filesystem::{
     ListxattrReply, OpenOptions, SetattrValid, ZeroCopyReader, ZeroCopyWriter,
 };
 use verity_manifest::{Entry, EntryKind};
+use verity_merkle::ReadAt;
 
 use crate::budget::{Budget, FsLimits};
 use crate::config::CacheMode;
@@ -44,6 +45,7 @@ use crate::manifest_attr::{
 };
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::share_meta::{MetaContent, MetaKind, ShareMeta};
 use crate::size_caps::{check_io_size, check_xattr_size};
 use crate::trees::FileVerifier;
 use crate::verified_read::{verified_read, ReadFailure};
@@ -74,12 +76,22 @@ struct Listed<'a> {
     type_: u32,
 }
 
-/// One open regular file: the host descriptor and the verifier of its manifest digest.
+/// One open regular file.
 #[derive(Debug)]
 struct OpenFile {
     index: usize,
-    file: File,
-    verifier: Arc<FileVerifier>,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    /// A manifest file: the host descriptor and the verifier of its manifest digest.
+    Verified {
+        file: File,
+        verifier: Arc<FileVerifier>,
+    },
+    /// A file of [`META_DIR`](crate::META_DIR), relayed as it is.
+    Meta(MetaContent),
 }
 
 /// A manifest-served verified share (see the module documentation).
@@ -93,6 +105,8 @@ pub struct ManifestFs {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_handle: AtomicU64,
     block_size: u32,
+    /// [`META_DIR`](crate::META_DIR)'s entries, numbered after the manifest's.
+    meta: Option<ShareMeta>,
 }
 
 impl ManifestFs {
@@ -106,7 +120,9 @@ impl ManifestFs {
             _ => CacheMode::Always.timeout(),
         };
         let block_size = u32::try_from(verity.manifest().params().block_size()).unwrap_or(4096);
+        let meta = ShareMeta::new(verity.manifest());
         ManifestFs {
+            meta,
             verity,
             content,
             timeout,
@@ -143,13 +159,32 @@ impl ManifestFs {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The manifest entry of `inode`; `ENOENT` for a number the manifest never gave out.
+    /// Entries of the manifest.
+    fn listed(&self) -> usize {
+        self.verity.manifest().entries().len()
+    }
+
+    /// The entry at position `index`: the manifest's, then [`META_DIR`](crate::META_DIR)'s.
+    fn at(&self, index: usize) -> Option<&Entry> {
+        let n = self.listed();
+        match index.checked_sub(n) {
+            None => self.verity.entry(index),
+            Some(i) => self.meta.as_ref()?.entries().get(i),
+        }
+    }
+
+    /// The position of `path`.
+    fn position(&self, path: &[u8]) -> Option<usize> {
+        self.verity.manifest().position(path).or_else(|| {
+            let meta = self.meta.as_ref()?;
+            meta.position(path).map(|i| i + self.listed())
+        })
+    }
+
+    /// The entry of `inode`; `ENOENT` for a number never given out.
     fn entry(&self, inode: u64) -> io::Result<(usize, &Entry)> {
         let index = index_of(inode).ok_or_else(|| errno(libc::ENOENT))?;
-        let e = self
-            .verity
-            .entry(index)
-            .ok_or_else(|| errno(libc::ENOENT))?;
+        let e = self.at(index).ok_or_else(|| errno(libc::ENOENT))?;
         Ok((index, e))
     }
 
@@ -173,31 +208,20 @@ impl ManifestFs {
         dir: &'a Entry,
         from: usize,
     ) -> impl Iterator<Item = (usize, &'a Entry)> + 'a {
-        let entries = self.verity.manifest().entries();
-        let prefix = verity_manifest::join(&dir.path, b"");
-        let prefix = if dir.path == b"/" {
-            b"/".to_vec()
-        } else {
-            prefix
+        let n = self.listed();
+        // The reserved directory is found by LOOKUP but not listed in the root, so a listing
+        // (and `find`, `tar`) of the share is exactly the sealed tree.
+        let meta = match &self.meta {
+            Some(m) if dir.path != b"/" => m.entries(),
+            _ => &[][..],
         };
-        // The root is its own prefix: start after it.
-        let start = entries
-            .partition_point(|e| e.path.as_slice() < prefix.as_slice())
-            .max(1);
-        let prefix_len = prefix.len();
-        entries
-            .iter()
-            .enumerate()
-            .skip(from.max(start))
-            .take_while(move |(_, e)| e.path.len() > prefix_len && e.path.starts_with(&prefix))
-            .filter(move |(_, e)| !e.path[prefix_len..].contains(&b'/'))
+        children_of(self.verity.manifest().entries(), 0, dir, from)
+            .chain(children_of(meta, n, dir, from))
     }
 
     /// The position of `dir`'s parent (the root's parent is the root).
     fn parent_index(&self, dir: &Entry) -> usize {
-        dir.parent()
-            .and_then(|p| self.verity.manifest().position(p))
-            .unwrap_or(0)
+        dir.parent().and_then(|p| self.position(p)).unwrap_or(0)
     }
 
     /// Walks a directory listing from `offset`, calling `emit` with each entry's offset, until
@@ -262,8 +286,29 @@ impl ManifestFs {
             })?;
         Ok(OpenFile {
             index,
-            file,
-            verifier,
+            content: Content::Verified { file, verifier },
+        })
+    }
+
+    /// Opens a file of [`META_DIR`](crate::META_DIR) (`index` past the manifest's entries).
+    fn open_meta(&self, index: usize, e: &Entry) -> io::Result<OpenFile> {
+        let meta = self.meta.as_ref().ok_or_else(eio)?;
+        let content = match meta.kind(index - self.listed()) {
+            Some(MetaKind::Manifest) => {
+                MetaContent::Bytes(meta.manifest_bytes(self.verity.manifest()))
+            }
+            Some(MetaKind::Tree { digest, data_size }) => {
+                let file = self.verity.trees.store_entry(&digest, data_size);
+                MetaContent::Store(file.ok_or_else(|| {
+                    log::debug!("{}: no usable tree store entry", show(&e.path));
+                    eio()
+                })?)
+            }
+            _ => return Err(eio()),
+        };
+        Ok(OpenFile {
+            index,
+            content: Content::Meta(content),
         })
     }
 
@@ -276,7 +321,11 @@ impl ManifestFs {
             // The guest kernel opens special files itself; a symlink is never opened.
             _ => return Err(eio()),
         }
-        let open = self.open_content(index, e)?;
+        let open = if index < self.listed() {
+            self.open_content(index, e)?
+        } else {
+            self.open_meta(index, e)?
+        };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.files().insert(handle, Arc::new(open));
         let opts = match self.cache {
@@ -286,6 +335,56 @@ impl ManifestFs {
         };
         Ok((Some(handle), opts, None))
     }
+}
+
+/// READ of a [`META_DIR`](crate::META_DIR) file: the bytes as they are (the guest verifies them).
+fn read_meta(
+    meta: &MetaContent,
+    w: &mut dyn ZeroCopyWriter,
+    size: u32,
+    offset: u64,
+) -> io::Result<usize> {
+    let mut buf = vec![0u8; size as usize];
+    let n = match meta {
+        MetaContent::Bytes(bytes) => {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let n = (bytes.len() - start).min(buf.len());
+            buf[..n].copy_from_slice(&bytes[start..start + n]);
+            n
+        }
+        MetaContent::Store(file) => HostFile(file).read_at(offset, &mut buf)?,
+    };
+    w.write_all(&buf[..n])?;
+    Ok(n)
+}
+
+/// The children of directory `dir` in `entries` (sorted by path, positions from `base`) at or
+/// after position `from`. Descendants of `/a` are contiguous from the first path starting `/a/`
+/// (`/a-b` sorts between `/a` and `/a/x`).
+fn children_of<'a>(
+    entries: &'a [Entry],
+    base: usize,
+    dir: &'a Entry,
+    from: usize,
+) -> impl Iterator<Item = (usize, &'a Entry)> + 'a {
+    let prefix = if dir.path == b"/" {
+        b"/".to_vec()
+    } else {
+        verity_manifest::join(&dir.path, b"")
+    };
+    let start = entries.partition_point(|e| e.path.as_slice() < prefix.as_slice());
+    let prefix_len = prefix.len();
+    entries
+        .iter()
+        .enumerate()
+        .skip(start.max(from.saturating_sub(base)))
+        // The root is its own prefix: it is never its own child.
+        .filter(|(_, e)| e.path != b"/")
+        .take_while(move |(_, e)| e.path.len() > prefix_len && e.path.starts_with(&prefix))
+        .filter(move |(_, e)| !e.path[prefix_len..].contains(&b'/'))
+        .map(move |(i, e)| (i + base, e))
 }
 
 impl FileSystem for ManifestFs {
@@ -319,11 +418,9 @@ impl FileSystem for ManifestFs {
             return Err(errno(libc::ENOENT));
         }
         let path = verity_manifest::join(&dir.path, name);
-        let manifest = self.verity.manifest();
-        let index = manifest
-            .position(&path)
-            .ok_or_else(|| errno(libc::ENOENT))?;
-        Ok(self.fuse_entry(index, &manifest.entries()[index]))
+        let index = self.position(&path).ok_or_else(|| errno(libc::ENOENT))?;
+        let e = self.at(index).ok_or_else(|| errno(libc::ENOENT))?;
+        Ok(self.fuse_entry(index, e))
     }
 
     fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
@@ -410,9 +507,11 @@ impl FileSystem for ManifestFs {
         add_entry: &mut dyn FnMut(DirEntry, FuseEntry) -> io::Result<usize>,
     ) -> io::Result<()> {
         check_io_size(size)?;
-        let entries = self.verity.manifest().entries();
         self.list(inode, offset, &mut |l| {
-            let mut entry = self.fuse_entry(l.index, &entries[l.index]);
+            let Some(e) = self.at(l.index) else {
+                return Ok(1);
+            };
+            let mut entry = self.fuse_entry(l.index, e);
             if l.offset < FIRST_CHILD_OFFSET {
                 // `.` and `..` go out without a node id: the kernel takes no reference for them.
                 entry.inode = 0;
@@ -501,7 +600,11 @@ impl FileSystem for ManifestFs {
         if inode_of(open.index) != inode {
             return Err(errno(libc::EBADF));
         }
-        let path = &self.verity.manifest().entries()[open.index].path;
+        let (file, verifier) = match &open.content {
+            Content::Verified { file, verifier } => (file, verifier),
+            Content::Meta(meta) => return read_meta(meta, w, size, offset),
+        };
+        let path = self.at(open.index).map_or(&b"?"[..], |e| &e.path);
         let on_failure = |e: &ReadFailure| {
             self.verity.record_failure(format_args!(
                 "{}: read of {size} bytes at {offset}: {e}",
@@ -509,8 +612,8 @@ impl FileSystem for ManifestFs {
             ))
         };
         verified_read(
-            &HostFile(&open.file),
-            &open.verifier,
+            &HostFile(file),
+            verifier,
             w,
             size,
             offset,

@@ -122,6 +122,15 @@ impl Trees {
         lock(&self.slots).entry(*digest).or_default().clone()
     }
 
+    /// The tree store entry of a file of `size` bytes with `digest` (descriptor then tree), open,
+    /// with its descriptor checked against the digest and the size; `None` without a store or a
+    /// usable entry. The tree bytes after the descriptor are not checked here.
+    pub(crate) fn store_entry(&self, digest: &FileDigest, size: u64) -> Option<File> {
+        let store = self.store.as_ref()?;
+        let file = store.open_entry(&store_relative_path(digest)).ok()?;
+        check_store_entry(&file, digest, size).ok().map(|_| file)
+    }
+
     /// The verifier for `digest` if it is already set up.
     pub(crate) fn get(&self, digest: &FileDigest) -> Option<Arc<FileVerifier>> {
         let slot = lock(&self.slots).get(digest).cloned()?;

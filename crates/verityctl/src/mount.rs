@@ -36,13 +36,15 @@ const FSNAME: &str = "verityctl";
 #[derive(Debug, Args)]
 pub struct MountArgs {
     /// The manifest (may come from the host: it is checked against --manifest-digest).
+    /// Default: the one the verified share serves, SOURCE/.verityfsd/manifest.
     #[arg(long, value_name = "FILE")]
-    manifest: PathBuf,
+    manifest: Option<PathBuf>,
     /// The manifest digest the guest trusts (`sha256:HEX`, e.g. from attestation).
     #[arg(long, value_name = "sha256:HEX")]
     manifest_digest: String,
     /// Directory of stored Merkle trees (untrusted: every block read from it is checked).
-    /// Without it, a file's tree is built from the whole file at its first open.
+    /// Default: SOURCE/.verityfsd/trees when the share serves it; without a store, a file's
+    /// tree is built from the whole file at its first open.
     #[arg(long, value_name = "DIR")]
     tree_store: Option<PathBuf>,
     /// Threads serving FUSE requests.
@@ -201,11 +203,20 @@ fn spawn_signal_thread(signals: TerminationSignals, events: mpsc::Sender<Event>)
 
 /// Builds the verifying filesystem over SOURCE.
 fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
-    let manifest = pinned::load(&args.manifest, &args.manifest_digest)?;
+    let meta = args.source.join(verity_fs::META_DIR);
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| meta.join("manifest"));
+    let manifest = pinned::load(&manifest_path, &args.manifest_digest)?;
     let digest = *manifest.digest();
     confine::check_paths(&args.source, &args.target)?;
-    let tree_store = args
-        .tree_store
+    let served_trees = meta.join("trees");
+    let tree_store = args.tree_store.clone().or_else(|| {
+        let alg = manifest.params().algorithm().name();
+        served_trees.join(alg).is_dir().then_some(served_trees)
+    });
+    let tree_store = tree_store
         .as_deref()
         .map(|p| {
             TreeStore::open(p)

@@ -578,3 +578,65 @@ fn an_unsafe_source_or_a_target_inside_it_is_refused_and_detach_hides_the_source
     assert_eq!(read.unwrap(), b"data");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[test]
+fn with_only_the_pin_the_manifest_and_trees_come_from_the_share() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    let store = tmp.path().join("store");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let data = random_bytes(8 * BLOCK, 21);
+    std::fs::write(src.join("f"), &data).unwrap();
+    let manifest = seal(&src, Some(&store));
+    // What a verified share serves under .verityfsd (here: files the host placed).
+    let meta = src.join(".verityfsd");
+    std::fs::create_dir(&meta).unwrap();
+    std::fs::write(meta.join("manifest"), manifest.to_bytes()).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&store)
+        .arg(meta.join("trees"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    // One flipped byte in block 5: with the served trees, only that block fails.
+    let mut changed = data.clone();
+    changed[5 * BLOCK + 3] ^= 1;
+    std::fs::write(src.join("f"), &changed).unwrap();
+    let raw = RawSource::new(&src);
+    let ready = target.with_extension("ready");
+    let mut child = verityctl()
+        .arg("mount")
+        .arg("--manifest-digest")
+        .arg(manifest.digest().to_string())
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg(raw.path())
+        .arg(&target)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = target.canonicalize().unwrap();
+    wait_until("the mount", || ready.exists() && is_mounted(&t));
+    let file = File::open(t.join("f")).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    let first = file.read_exact_at(&mut buf, 0).map(|()| buf.clone());
+    let bad = errno(file.read_exact_at(&mut buf, 5 * BLOCK as u64));
+    let names: Vec<_> = std::fs::read_dir(&t)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    drop(file);
+    let _ = Command::new("umount").arg(&t).status();
+    let status = wait_exit(&mut child);
+    assert_eq!(first.unwrap(), data[..BLOCK]);
+    assert_eq!(bad, Some(libc::EIO));
+    // The host's .verityfsd is not in the sealed tree: not listed at TARGET.
+    assert_eq!(names, ["f"]);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

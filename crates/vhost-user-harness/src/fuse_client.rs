@@ -12,7 +12,8 @@ use std::path::Path;
 
 use fuse_backend_rs::abi::fuse_abi::{
     AttrOut, EntryOut, ForgetIn, FsOptions, GetattrIn, GetxattrIn, GetxattrOut, InitIn, IoctlIn,
-    IoctlOut, Kstatfs, Opcode, OpenIn, OpenOut, ReadIn, ReleaseIn, StatfsOut, ROOT_ID,
+    IoctlOut, Kstatfs, LseekIn, LseekOut, Opcode, OpenIn, OpenOut, ReadIn, ReleaseIn, StatfsOut,
+    ROOT_ID,
 };
 use vm_memory::ByteValued;
 
@@ -340,6 +341,23 @@ impl VirtioFsClient {
     pub fn statfs(&mut self, nodeid: u64) -> Result<Kstatfs> {
         let payload = self.call(Opcode::Statfs, nodeid, &[], DEFAULT_REPLY_CAPACITY)?;
         Ok(decode_payload::<StatfsOut>("statfs", &payload)?.st)
+    }
+
+    /// LSEEK (`SEEK_DATA`, `SEEK_HOLE`, ...) on an open file; the resulting offset.
+    pub fn lseek(&mut self, nodeid: u64, fh: u64, offset: u64, whence: u32) -> Result<u64> {
+        let body = LseekIn {
+            fh,
+            offset,
+            whence,
+            padding: 0,
+        };
+        let payload = self.call(
+            Opcode::Lseek,
+            nodeid,
+            body.as_slice(),
+            DEFAULT_REPLY_CAPACITY,
+        )?;
+        Ok(decode_payload::<LseekOut>("lseek", &payload)?.offset)
     }
 
     /// GETXATTR; `size == 0` probes the value's length.

@@ -3,8 +3,10 @@
 //! its digest is the one given on the command line (the guest's trust anchor;
 //! the file itself may come from the untrusted host).
 
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
 
 use verity_manifest::{Manifest, ManifestError};
 use verity_merkle::{FileDigest, HashAlgorithm};
@@ -27,7 +29,13 @@ pub enum PinnedError {
         #[source]
         source: io::Error,
     },
-    /// The manifest does not parse.
+    /// The manifest is larger than any this tool reads.
+    #[error("--manifest {path:?} is larger than {MAX_MANIFEST_BYTES} bytes")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The manifest (with the pinned digest) does not parse.
     #[error("--manifest {path:?} is not a valid verityfsd manifest")]
     Invalid {
         /// The path.
@@ -59,26 +67,42 @@ pub fn parse_pin(pin: &str) -> Result<FileDigest, PinnedError> {
         .ok_or_else(|| PinnedError::BadPin(pin.to_owned()))
 }
 
-/// Loads the manifest at `path` and checks it against `pin`.
+/// Largest manifest read (a million entries take about 150 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
+
+/// Reads the manifest at `path` and returns it only if its SHA-256 is `pin`.
+///
+/// The bytes are hashed before they are parsed, and at most [`MAX_MANIFEST_BYTES`] are read:
+/// a host-supplied file never reaches the parser unless it is the pinned one.
 pub fn load(path: &Path, pin: &str) -> Result<Manifest, PinnedError> {
     // The pin first: a typo must not be reported as a mismatch.
     let expected = parse_pin(pin)?;
-    let bytes = std::fs::read(path).map_err(|source| PinnedError::Unreadable {
+    let unreadable = |source| PinnedError::Unreadable {
         path: path.to_owned(),
         source,
-    })?;
-    let manifest = Manifest::parse(&bytes).map_err(|source| PinnedError::Invalid {
-        path: path.to_owned(),
-        source,
-    })?;
-    if *manifest.digest() != expected {
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(PinnedError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let found = FileDigest::new(HashAlgorithm::Sha256, &Sha256::digest(&bytes))
+        .ok_or_else(|| unreadable(io::Error::other("SHA-256 is 32 bytes")))?;
+    if found != expected {
         return Err(PinnedError::Mismatch {
             path: path.to_owned(),
             expected: Box::new(expected),
-            found: Box::new(*manifest.digest()),
+            found: Box::new(found),
         });
     }
-    Ok(manifest)
+    Manifest::parse(&bytes).map_err(|source| PinnedError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -112,8 +136,14 @@ mod tests {
         ));
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"not a manifest").unwrap();
+        // Hashed before it is parsed: another digest is a mismatch, never parsed.
         assert!(matches!(
             load(&junk, &pin),
+            Err(PinnedError::Mismatch { .. })
+        ));
+        let junk_pin = format!("sha256:{}", hex::encode(Sha256::digest(b"not a manifest")));
+        assert!(matches!(
+            load(&junk, &junk_pin),
             Err(PinnedError::Invalid { .. })
         ));
         // A malformed pin is reported before the file is even read.
