@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR", requires = "manifest")]
     pub tree_store: Option<PathBuf>,
 
+    /// Content-addressed store (verityctl seal --objects): file bytes are found there by their
+    /// fs-verity digest (ALG/XX/REST) instead of at their path in --shared-dir
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    pub objects: Option<PathBuf>,
+
     /// What a failed check does: enforce (EIO) or audit (log, serve anyway) [default: enforce]
     #[arg(long, value_enum, value_name = "MODE", requires = "manifest")]
     pub verity: Option<VerityArg>,

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use log::LevelFilter;
-use verity_fs::{CacheMode, FsConfig, TreeStore, UnlistedPolicy, VerifyMode, VerityOptions};
+use verity_fs::{
+    CacheMode, ContentDir, FsConfig, TreeStore, UnlistedPolicy, VerifyMode, VerityOptions,
+};
 use verity_manifest::{Manifest, ManifestError};
 use verity_merkle::{FileDigest, HashAlgorithm};
 
@@ -68,6 +70,8 @@ pub struct VerityConfig {
     pub manifest: Arc<Manifest>,
     /// Enforce/audit, unlisted policy, tree store.
     pub options: VerityOptions,
+    /// --objects: the content-addressed store, opened before the sandbox, and its path.
+    pub objects: Option<(PathBuf, Arc<ContentDir>)>,
 }
 
 impl PartialEq for VerityConfig {
@@ -75,6 +79,7 @@ impl PartialEq for VerityConfig {
         self.manifest_path == other.manifest_path
             && self.manifest.digest() == other.manifest.digest()
             && self.options == other.options
+            && self.objects.as_ref().map(|o| &o.0) == other.objects.as_ref().map(|o| &o.0)
     }
 }
 
@@ -187,6 +192,15 @@ pub enum ConfigError {
         /// The manifest's digest.
         found: Box<FileDigest>,
     },
+    /// --objects is not a readable directory.
+    #[error("--objects {path:?} is not a readable directory; pass the directory verityctl seal --objects wrote")]
+    ObjectsUnusable {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// --objects with a mode that serves host objects.
+    #[error("--objects serves content by digest only: it cannot be combined with --verity=audit or --unlisted=allow")]
+    ObjectsNeedEnforce,
     /// --tree-store is not a readable directory.
     #[error("--tree-store {path:?} is not a readable directory; pass the directory verityctl seal --tree-store wrote")]
     TreeStoreUnusable {
@@ -252,6 +266,7 @@ impl TryFrom<Args> for DaemonConfig {
                 path,
                 args.manifest_digest.as_deref(),
                 args.tree_store.as_deref(),
+                args.objects.as_deref(),
                 args.verity,
                 args.unlisted,
             )?),
@@ -293,9 +308,15 @@ fn load_verity(
     path: &Path,
     pinned: Option<&str>,
     tree_store: Option<&Path>,
+    objects: Option<&Path>,
     mode: Option<VerityArg>,
     unlisted: Option<UnlistedArg>,
 ) -> Result<VerityConfig, ConfigError> {
+    let diagnostic =
+        matches!(mode, Some(VerityArg::Audit)) || matches!(unlisted, Some(UnlistedArg::Allow));
+    if objects.is_some() && diagnostic {
+        return Err(ConfigError::ObjectsNeedEnforce);
+    }
     // Parse the pin first: a typo must not be reported as a mismatch.
     let expected = pinned
         .map(|p| {
@@ -332,7 +353,17 @@ fn load_verity(
                 })
         })
         .transpose()?;
+    let objects = objects
+        .map(|o| {
+            ContentDir::open_objects(o)
+                .map(|dir| (o.to_path_buf(), Arc::new(dir)))
+                .map_err(|_| ConfigError::ObjectsUnusable {
+                    path: o.to_path_buf(),
+                })
+        })
+        .transpose()?;
     Ok(VerityConfig {
+        objects,
         manifest_path: path.to_path_buf(),
         manifest: Arc::new(manifest),
         options: VerityOptions {

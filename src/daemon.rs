@@ -162,15 +162,24 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
     let manifest_served = cfg.verity.as_ref().is_some_and(|v| {
         v.options.mode == VerifyMode::Enforce && v.options.unlisted == UnlistedPolicy::Deny
     });
+    // Opened before the sandbox, like the tree store.
+    let objects = cfg
+        .verity
+        .as_ref()
+        .and_then(|v| v.objects.as_ref())
+        .map(|(_, dir)| Arc::clone(dir));
     let (share, socket) = sandbox::enter(
         cfg.sandbox,
         &cfg.fs.shared_dir,
         cfg.fs.xattr,
         socket,
         |root| {
+            if let (true, Some(objects)) = (manifest_served, objects) {
+                return Ok(Share::Content(objects));
+            }
             if manifest_served {
                 return ContentDir::open(root)
-                    .map(Share::Content)
+                    .map(|c| Share::Content(Arc::new(c)))
                     .map_err(|e| Error::OpenShare(cfg.fs.shared_dir.clone(), e));
             }
             let fs_cfg = FsConfig {
@@ -203,7 +212,10 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
             let verity = Verity::new(manifest, v.options);
             match share {
                 Share::Content(content) => {
-                    log::info!("names and metadata come from the manifest; the shared directory is its content store");
+                    match &v.objects {
+                        Some((path, _)) => log::info!("names and metadata come from the manifest; file content from the object store {}", path.display()),
+                        None => log::info!("names and metadata come from the manifest; the shared directory is its content store"),
+                    }
                     let fs = ManifestFs::new(verity, content, cfg.fs.cache).with_limits(limits);
                     serve(fs, &cfg, socket)
                 }
@@ -231,7 +243,7 @@ pub fn run(mut cfg: DaemonConfig) -> Result<(), Error> {
 #[allow(clippy::large_enum_variant)]
 enum Share {
     Passthrough(PassthroughFs<()>),
-    Content(ContentDir),
+    Content(Arc<ContentDir>),
 }
 
 /// Serves `fs` to one frontend on `socket` until it disconnects.

@@ -172,3 +172,80 @@ fn the_share_serves_its_manifest_and_trees_for_a_pin_only_guest() {
     f.check(w == Some(libc::EROFS), format!("write open: {w:?}"));
     f.assert_none();
 }
+
+#[test]
+fn content_comes_from_an_object_store_by_digest() {
+    let outer = tempfile::tempdir().unwrap();
+    let image = outer.path().join("image");
+    std::fs::create_dir_all(image.join("d")).unwrap();
+    let data = pseudo_random(5 * 4096 + 1, 11);
+    std::fs::write(image.join("a"), &data).unwrap();
+    std::fs::write(image.join("d/copy"), &data).unwrap();
+    std::fs::write(image.join("b"), b"bee\n").unwrap();
+    let manifest = seal(&image, &MerkleParams::default(), None);
+    let mpath = outer.path().join("manifest");
+    std::fs::write(&mpath, manifest.to_bytes()).unwrap();
+    // The store holds each content once, by digest; the shared directory is empty.
+    let objects = outer.path().join("objects");
+    for e in manifest.entries() {
+        if let Some(d) = e.digest() {
+            let obj = objects.join(verity_manifest::object_relative_path(d));
+            std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
+            let src = image.join(std::str::from_utf8(&e.path[1..]).unwrap());
+            std::fs::copy(src, obj).unwrap();
+        }
+    }
+    let empty = outer.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let args = |extra: &str| {
+        [
+            format!("--manifest={}", mpath.display()),
+            format!("--objects={}", objects.display()),
+            extra.to_owned(),
+        ]
+    };
+    let daemon = spawn_unconfined(&empty, args("--cache=auto"));
+    let mut fs = VirtioFsClient::connect_and_init(daemon.socket_path()).unwrap();
+    let mut f = Failures::default();
+    f.check(
+        fs.read_file("a").ok().as_deref() == Some(&data[..]),
+        "a from the store",
+    );
+    f.check(
+        fs.read_file("d/copy").ok().as_deref() == Some(&data[..]),
+        "d/copy, same object",
+    );
+    f.check(
+        fs.read_file("b").ok().as_deref() == Some(&b"bee\n"[..]),
+        "b",
+    );
+    // A corrupted object is EIO; one missing from the store too.
+    let b = manifest.get(b"/b").unwrap().digest().unwrap();
+    std::fs::write(
+        objects.join(verity_manifest::object_relative_path(b)),
+        b"BEE\n",
+    )
+    .unwrap();
+    let got = errno_of(&fs.read_file("b"));
+    f.check(got == Some(libc::EIO), format!("corrupted object: {got:?}"));
+    f.assert_none();
+    drop(fs);
+    drop(daemon);
+    // Digest-addressed content has no host objects to audit: refused with a reason.
+    let out = std::process::Command::new(common::daemon_binary())
+        .arg(format!("--shared-dir={}", empty.display()))
+        .args(args("--verity=audit"))
+        .args([
+            "--socket-path=/nonexistent/x.sock",
+            "--sandbox=none",
+            "--seccomp=none",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--objects serves content by digest only"),
+        "{err}"
+    );
+}

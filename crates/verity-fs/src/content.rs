@@ -18,12 +18,23 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use verity_merkle::ReadAt;
+use verity_manifest::object_relative_path;
+use verity_merkle::{FileDigest, ReadAt};
 
-/// The share root, open for content lookups.
+/// Where a file's bytes are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// At the file's manifest path beneath the share root.
+    Tree,
+    /// At its digest in a content-addressed store (`ALG/XX/REST`, `verityctl seal --objects`).
+    Objects,
+}
+
+/// The share root (or a content-addressed store), open for content lookups.
 #[derive(Debug)]
 pub struct ContentDir {
     root: OwnedFd,
+    layout: Layout,
 }
 
 /// What [`ContentDir::open_regular`] found instead of the expected file.
@@ -59,24 +70,47 @@ fn type_name(mode: u32) -> &'static str {
 }
 
 impl ContentDir {
-    /// Opens the directory at `path` (the share root).
+    /// Opens the directory at `path` (the share root): files are found at their manifest paths.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, Layout::Tree)
+    }
+
+    /// Opens the content-addressed store at `path`: files are found by their fs-verity digest
+    /// (`ALG/XX/REST`), so one store serves many images and identical files once.
+    pub fn open_objects(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, Layout::Objects)
+    }
+
+    fn open_with(path: &Path, layout: Layout) -> io::Result<Self> {
         let root = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(ContentDir { root })
+        Ok(ContentDir { root, layout })
     }
 
-    /// Opens the manifest path `path` (absolute, normalised) beneath the root and checks that it
-    /// is a regular file of `size` bytes.
+    /// Opens the content of the regular file at manifest path `path` with `digest` (at the path
+    /// or by the digest, as the layout says) and checks that it is a regular file of `size`
+    /// bytes.
+    pub(crate) fn open_file(
+        &self,
+        path: &[u8],
+        digest: &FileDigest,
+        size: u64,
+    ) -> Result<File, ContentError> {
+        match self.layout {
+            Layout::Tree => self.open_regular(relative(path), size),
+            Layout::Objects => self.open_regular(&object_relative_path(digest), size),
+        }
+    }
+
+    /// Opens `relative` beneath the root and checks that it is a regular file of `size` bytes.
     ///
     /// `O_NONBLOCK` keeps a FIFO the host put there from blocking the open; it has no effect on
     /// regular files. Kernels without `openat2` (before 5.6) fall back to `openat` with
     /// `O_NOFOLLOW`, which protects the last component only.
-    pub(crate) fn open_regular(&self, path: &[u8], size: u64) -> Result<File, ContentError> {
-        let relative = relative(path);
+    fn open_regular(&self, relative: &Path, size: u64) -> Result<File, ContentError> {
         let flags =
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK;
         let resolve =
@@ -139,8 +173,14 @@ impl ReadAt for HostFile<'_> {
 mod tests {
     use super::*;
 
+    fn digest(b: u8) -> FileDigest {
+        FileDigest::new(verity_merkle::HashAlgorithm::Sha256, &[b; 32]).unwrap()
+    }
+
     fn errs(dir: &ContentDir, path: &[u8], size: u64) -> String {
-        dir.open_regular(path, size).unwrap_err().to_string()
+        dir.open_file(path, &digest(0), size)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -155,7 +195,7 @@ mod tests {
         std::os::unix::fs::symlink("../outside", root.join("escape")).unwrap();
         let dir = ContentDir::open(&root).unwrap();
 
-        let f = dir.open_regular(b"/d/f", 5).unwrap();
+        let f = dir.open_file(b"/d/f", &digest(0), 5).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(HostFile(&f).read_at(1, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"2345");
@@ -165,5 +205,20 @@ mod tests {
         for path in [&b"/d/link"[..], b"/dirlink/f", b"/escape", b"/missing"] {
             assert!(errs(&dir, path, 5).contains("cannot open"), "{path:?}");
         }
+    }
+
+    #[test]
+    fn objects_are_found_by_digest() {
+        let store = tempfile::tempdir().unwrap();
+        let d = digest(0xab);
+        let obj = store.path().join(object_relative_path(&d));
+        assert!(obj.ends_with(format!("sha256/ab/{}", "ab".repeat(31))));
+        std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
+        std::fs::write(&obj, b"bytes").unwrap();
+        let dir = ContentDir::open_objects(store.path()).unwrap();
+        // Any path: the digest decides.
+        assert!(dir.open_file(b"/any/name", &d, 5).is_ok());
+        let other = dir.open_file(b"/any/name", &digest(1), 5).unwrap_err();
+        assert!(other.to_string().contains("cannot open"), "{other}");
     }
 }

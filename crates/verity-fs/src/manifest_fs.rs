@@ -98,7 +98,7 @@ enum Content {
 #[derive(Debug)]
 pub struct ManifestFs {
     verity: Verity,
-    content: ContentDir,
+    content: Arc<ContentDir>,
     timeout: Duration,
     cache: CacheMode,
     budget: Budget,
@@ -114,7 +114,7 @@ impl ManifestFs {
     ///
     /// The namespace cannot change under the guest, so with any caching mode but `never`
     /// entries and attributes are cached for a day and file pages across opens.
-    pub fn new(verity: Verity, content: ContentDir, cache: CacheMode) -> Self {
+    pub fn new(verity: Verity, content: impl Into<Arc<ContentDir>>, cache: CacheMode) -> Self {
         let timeout = match cache {
             CacheMode::Never => Duration::ZERO,
             _ => CacheMode::Always.timeout(),
@@ -124,7 +124,7 @@ impl ManifestFs {
         ManifestFs {
             meta,
             verity,
-            content,
+            content: content.into(),
             timeout,
             cache,
             budget: Budget::default(),
@@ -269,11 +269,14 @@ impl ManifestFs {
         let EntryKind::File { size, digest } = &e.kind else {
             return Err(eio());
         };
-        let file = self.content.open_regular(&e.path, *size).or_else(|err| {
-            self.verity
-                .integrity_failure(format_args!("{}: {err}", show(&e.path)))
-                .and(Err(eio()))
-        })?;
+        let file = self
+            .content
+            .open_file(&e.path, digest, *size)
+            .or_else(|err| {
+                self.verity
+                    .integrity_failure(format_args!("{}: {err}", show(&e.path)))
+                    .and(Err(eio()))
+            })?;
         let params = self.verity.manifest().params();
         let verifier = self
             .verity

@@ -17,4 +17,6 @@ mod tree_store;
 pub use entry::{Entry, EntryKind};
 pub use escape::{escape_bytes, unescape_bytes};
 pub use manifest::{join, Manifest, ManifestError, FORMAT_HEADER};
-pub use tree_store::{split_store_blob, store_blob, store_relative_path, StoreBlobError};
+pub use tree_store::{
+    object_relative_path, split_store_blob, store_blob, store_relative_path, StoreBlobError,
+};

@@ -43,6 +43,17 @@ pub fn store_relative_path(digest: &FileDigest) -> PathBuf {
     PathBuf::from(digest.algorithm().name()).join(digest.to_hex())
 }
 
+/// Path of the content object of `digest` in a content-addressed store (`seal --objects`),
+/// relative to the store directory: `ALG/XX/REST` with the hex digest split after its first
+/// byte, as composefs lays out its objects.
+pub fn object_relative_path(digest: &FileDigest) -> PathBuf {
+    let hex = digest.to_hex();
+    let (head, rest) = hex.split_at(2);
+    PathBuf::from(digest.algorithm().name())
+        .join(head)
+        .join(rest)
+}
+
 /// The bytes of a store entry: descriptor, then tree.
 pub fn store_blob(tree: &MerkleTree) -> Vec<u8> {
     let mut out = Vec::with_capacity(DESCRIPTOR_SIZE + tree.tree_bytes().len());

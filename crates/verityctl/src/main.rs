@@ -8,6 +8,7 @@ mod hashing;
 mod manifest_digest;
 mod measure;
 mod mount;
+mod objects;
 mod params;
 mod scan;
 mod seal;

@@ -47,6 +47,10 @@ pub struct MountArgs {
     /// tree is built from the whole file at its first open.
     #[arg(long, value_name = "DIR")]
     tree_store: Option<PathBuf>,
+    /// Content-addressed store (verityctl seal --objects, untrusted): file bytes are found
+    /// there by digest instead of at their path in SOURCE.
+    #[arg(long, value_name = "DIR")]
+    objects: Option<PathBuf>,
     /// Threads serving FUSE requests.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -82,6 +86,15 @@ pub enum MountError {
     /// --tree-store cannot be opened.
     #[error("--tree-store {path:?} cannot be opened as a directory")]
     TreeStore {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// --objects cannot be opened.
+    #[error("--objects {path:?} cannot be opened as a directory")]
+    Objects {
         /// The path.
         path: PathBuf,
         /// Why.
@@ -135,6 +148,7 @@ impl MountError {
         match self {
             MountError::Manifest(_)
             | MountError::TreeStore { .. }
+            | MountError::Objects { .. }
             | MountError::Source { .. }
             | MountError::Confine(
                 ConfineError::UnsafeSource { .. }
@@ -232,7 +246,13 @@ fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
         source,
     };
     // SOURCE is only a content store: names, metadata and the listing come from the manifest.
-    let content = ContentDir::open(&args.source).map_err(source_err)?;
+    let content = match &args.objects {
+        Some(dir) => ContentDir::open_objects(dir).map_err(|source| MountError::Objects {
+            path: dir.clone(),
+            source,
+        })?,
+        None => ContentDir::open(&args.source).map_err(source_err)?,
+    };
     let verity = Verity::new(
         manifest,
         VerityOptions {

@@ -12,6 +12,7 @@ use clap::Args;
 use verity_manifest::{EntryKind, Manifest, ManifestError};
 
 use crate::hashing;
+use crate::objects;
 use crate::params::{ParamArgs, ParamArgsError};
 use crate::scan::{self, ScanError, ScanOptions, Scanned};
 use crate::store::{self, StoreError};
@@ -28,6 +29,11 @@ pub struct SealArgs {
     /// Also write each file's Merkle tree to DIR/ALG/HEX (outside ROOTFS).
     #[arg(long, value_name = "DIR")]
     tree_store: Option<PathBuf>,
+    /// Also copy each regular file's bytes to DIR/ALG/XX/REST, named by its fs-verity digest:
+    /// a content-addressed store verityfsd --objects and verityctl mount --objects serve from
+    /// (outside ROOTFS; identical files are stored once, existing objects are kept).
+    #[arg(long, value_name = "DIR")]
+    objects: Option<PathBuf>,
     #[command(flatten)]
     params: ParamArgs,
     /// Threads that list the tree and hash its files (default: all cores).
@@ -56,6 +62,18 @@ pub enum SealError {
         #[source]
         source: io::Error,
     },
+    /// `--objects` cannot be created.
+    #[error("cannot create --objects directory '{path}'")]
+    ObjectsDir {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Filling the object store failed.
+    #[error(transparent)]
+    Objects(objects::ObjectsError),
     /// `--out` names no file.
     #[error("--out '{0}' does not name a file")]
     OutNotAFile(PathBuf),
@@ -229,6 +247,19 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         }
     };
 
+    let objects_dir = match &args.objects {
+        None => None,
+        Some(dir) => {
+            let objects_err = |source| SealError::ObjectsDir {
+                path: dir.clone(),
+                source,
+            };
+            refuse_inside("--objects", &resolve_new(dir).map_err(objects_err)?, &root)?;
+            fs::create_dir_all(dir).map_err(objects_err)?;
+            Some(fs::canonicalize(dir).map_err(objects_err)?)
+        }
+    };
+
     let bar = hashing::progress_bar(args.quiet);
     let stored = AtomicU64::new(0);
     let threads = args.threads.unwrap_or_else(hashing::default_threads);
@@ -268,6 +299,10 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
         .filter(|e| matches!(e.kind, EntryKind::File { .. }))
         .count();
     let manifest = Manifest::new(params, entries).map_err(SealError::Manifest)?;
+    let new_objects = match &objects_dir {
+        Some(dir) => objects::fill(dir, &root, &manifest, threads).map_err(SealError::Objects)?,
+        None => 0,
+    };
     write_atomically(&out, &manifest.to_bytes())?;
 
     println!("{}", manifest.digest());
@@ -282,6 +317,12 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
             summary.push_str(&format!(
                 "; {} new tree store entries in '{}'",
                 stored.load(Ordering::Relaxed),
+                dir.display()
+            ));
+        }
+        if let Some(dir) = &objects_dir {
+            summary.push_str(&format!(
+                "; {new_objects} new objects in '{}'",
                 dir.display()
             ));
         }

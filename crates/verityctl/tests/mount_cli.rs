@@ -640,3 +640,60 @@ fn with_only_the_pin_the_manifest_and_trees_come_from_the_share() {
     assert_eq!(names, ["f"]);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[test]
+fn objects_serve_the_content_by_digest() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let data = random_bytes(3 * BLOCK + 5, 33);
+    std::fs::write(src.join("f"), &data).unwrap();
+    let out = verityctl()
+        .arg("seal")
+        .arg(&src)
+        .arg("--out")
+        .arg(tmp.path().join("manifest"))
+        .arg("--objects")
+        .arg(&objects)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = Manifest::parse(&std::fs::read(tmp.path().join("manifest")).unwrap()).unwrap();
+    // The source directory no longer has the file: only the object store does.
+    std::fs::remove_file(src.join("f")).unwrap();
+    let raw = RawSource::new(&src);
+    let ready = target.with_extension("ready");
+    let mut child = verityctl()
+        .arg("mount")
+        .arg("--manifest")
+        .arg(tmp.path().join("manifest"))
+        .arg("--manifest-digest")
+        .arg(manifest.digest().to_string())
+        .arg("--objects")
+        .arg(&objects)
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg(raw.path())
+        .arg(&target)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = target.canonicalize().unwrap();
+    wait_until("the mount", || ready.exists() && is_mounted(&t));
+    let got = std::fs::read(t.join("f"));
+    let _ = Command::new("umount").arg(&t).status();
+    let status = wait_exit(&mut child);
+    assert_eq!(got.unwrap(), data);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

@@ -583,3 +583,51 @@ fn mount_points_are_listed_but_not_entered() {
     );
     assert_eq!(m.children(b"/pts").count(), 0);
 }
+
+#[test]
+fn seal_objects_stores_each_content_once_by_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("d")).unwrap();
+    let big = random_bytes(70_000, 5);
+    fs::write(root.join("a"), &big).unwrap();
+    fs::write(root.join("d/same"), &big).unwrap();
+    fs::write(root.join("small"), b"small\n").unwrap();
+    fs::write(root.join("empty"), b"").unwrap();
+    let out = tmp.path().join("m");
+    let objects = tmp.path().join("objects");
+    let seal = |extra: &[&OsStr]| {
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("seal"),
+            root.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ];
+        args.extend_from_slice(extra);
+        verityctl(&args)
+    };
+    let r = seal(&[OsStr::new("--objects"), objects.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("3 new objects"), "{}", r.stderr);
+    let manifest = Manifest::parse(&fs::read(&out).unwrap()).unwrap();
+    for e in manifest.entries() {
+        if let Some(d) = e.digest() {
+            let obj = objects.join(verity_manifest::object_relative_path(d));
+            let want = fs::read(root.join(OsStr::from_bytes(&e.path[1..]))).unwrap();
+            assert_eq!(fs::read(&obj).unwrap(), want, "{}", obj.display());
+            assert_eq!(
+                fs::metadata(&obj).unwrap().permissions().mode() & 0o777,
+                0o444
+            );
+        }
+    }
+    // A second seal finds every object in place.
+    let r = seal(&[OsStr::new("--objects"), objects.as_os_str()]);
+    assert!(r.stderr.contains("0 new objects"), "{}", r.stderr);
+    // Inside ROOTFS it is refused before anything is written.
+    let inside = root.join("objects");
+    let r = seal(&[OsStr::new("--objects"), inside.as_os_str()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--objects"), "{}", r.stderr);
+    assert!(!inside.exists());
+}
