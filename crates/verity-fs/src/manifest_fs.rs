@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,7 +48,7 @@ use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
 use crate::share_meta::{MetaContent, MetaKind, ShareMeta};
 use crate::size_caps::{check_io_size, check_xattr_size};
-use crate::trees::FileVerifier;
+use crate::trees::{FileVerifier, TreeError};
 use crate::verified_read::{verified_read, ReadFailure};
 use crate::verity::{show, Verity};
 use crate::xattr::{is_reserved, list_reply, value_reply};
@@ -107,6 +108,43 @@ pub struct ManifestFs {
     block_size: u32,
     /// [`META_DIR`](crate::META_DIR)'s entries, numbered after the manifest's.
     meta: Option<ShareMeta>,
+    /// Host files whose content did not hash to their digest (negative cache).
+    failed: Mutex<FailedOpens>,
+}
+
+/// A host file that failed its digest, as it was then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FailedOpen {
+    digest: verity_merkle::FileDigest,
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+/// The last [`FailedOpens::CAPACITY`] failed host files.
+#[derive(Debug, Default)]
+struct FailedOpens {
+    set: std::collections::HashSet<FailedOpen>,
+    order: std::collections::VecDeque<FailedOpen>,
+}
+
+impl FailedOpens {
+    const CAPACITY: usize = 4096;
+
+    fn contains(&self, k: &FailedOpen) -> bool {
+        self.set.contains(k)
+    }
+
+    fn insert(&mut self, k: FailedOpen) {
+        if self.set.insert(k) {
+            self.order.push_back(k);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl ManifestFs {
@@ -123,6 +161,7 @@ impl ManifestFs {
         let meta = ShareMeta::new(verity.manifest());
         ManifestFs {
             meta,
+            failed: Mutex::new(FailedOpens::default()),
             verity,
             content: content.into(),
             timeout,
@@ -153,6 +192,10 @@ impl ManifestFs {
     /// Files the guest holds open now.
     pub fn open_handles(&self) -> usize {
         self.budget.open_handles()
+    }
+
+    fn failed(&self) -> MutexGuard<'_, FailedOpens> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn files(&self) -> MutexGuard<'_, HashMap<u64, Arc<OpenFile>>> {
@@ -277,12 +320,30 @@ impl ManifestFs {
                     .integrity_failure(format_args!("{}: {err}", show(&e.path)))
                     .and(Err(eio()))
             })?;
+        // A host file that already failed to hash to its digest, unchanged since (same inode and
+        // ctime), is refused without reading it again.
+        let key = file.metadata().ok().map(|m| FailedOpen {
+            digest: *digest,
+            dev: m.dev(),
+            ino: m.ino(),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        });
+        if key.as_ref().is_some_and(|k| self.failed().contains(k)) {
+            log::debug!(
+                "{}: refused again (unchanged since its digest failed)",
+                show(&e.path)
+            );
+            return Err(eio());
+        }
         let params = self.verity.manifest().params();
         let verifier = self
             .verity
             .trees
             .load(digest, *size, params, &HostFile(&file))
             .or_else(|err| {
+                if let (TreeError::DigestMismatch { .. }, Some(k)) = (&err, key) {
+                    self.failed().insert(k);
+                }
                 self.verity
                     .integrity_failure(format_args!("{}: {err}", show(&e.path)))
                     .and(Err(eio()))

@@ -97,6 +97,17 @@ pub(crate) struct Trees {
     cache: Arc<TreeCache>,
     slots: Mutex<HashMap<FileDigest, Slot>>,
     threads: usize,
+    /// Bytes of trees held in memory, bounded by `memory_budget` (least recently used out).
+    resident: Mutex<Resident>,
+    memory_budget: Option<u64>,
+}
+
+/// The in-memory trees and when each was last used.
+#[derive(Debug, Default)]
+struct Resident {
+    bytes: u64,
+    clock: u64,
+    trees: HashMap<FileDigest, (u64, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,8 +115,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Trees {
-    /// Trees read from `store` (if any), verified blocks cached in a cache of `cache_blocks`.
-    pub(crate) fn new(store: Option<Arc<TreeStore>>, cache_blocks: usize) -> Self {
+    /// Trees read from `store` (if any), verified blocks cached in a cache of `cache_blocks`;
+    /// trees held in memory (built, or small stored ones) total at most `memory_budget` bytes
+    /// when set: the least recently used are dropped (an open file keeps its own).
+    pub(crate) fn new(
+        store: Option<Arc<TreeStore>>,
+        cache_blocks: usize,
+        memory_budget: Option<u64>,
+    ) -> Self {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -115,7 +132,48 @@ impl Trees {
             cache: Arc::new(TreeCache::new(cache_blocks)),
             slots: Mutex::new(HashMap::new()),
             threads,
+            resident: Mutex::new(Resident::default()),
+            memory_budget,
         }
+    }
+
+    /// Notes a use of the tree of `digest` (`bytes` in memory, 0 for one read from its store
+    /// file) and drops the least recently used others while over the budget.
+    fn touch(&self, digest: &FileDigest, bytes: u64) {
+        let Some(budget) = self.memory_budget else {
+            return;
+        };
+        let mut r = lock(&self.resident);
+        r.clock += 1;
+        let now = r.clock;
+        match r.trees.get_mut(digest) {
+            Some(e) => e.1 = now,
+            None if bytes > 0 => {
+                r.trees.insert(*digest, (bytes, now));
+                r.bytes += bytes;
+            }
+            None => {}
+        }
+        while r.bytes > budget {
+            let Some((&oldest, &(size, _))) = r
+                .trees
+                .iter()
+                .filter(|(d, _)| *d != digest)
+                .min_by_key(|(_, (_, used))| *used)
+            else {
+                break;
+            };
+            r.trees.remove(&oldest);
+            r.bytes -= size;
+            lock(&self.slots).remove(&oldest);
+            log::debug!("tree of {oldest} dropped from memory (--tree-memory)");
+        }
+    }
+
+    /// Bytes of trees held in memory under the budget (0 without one).
+    #[cfg(test)]
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        lock(&self.resident).bytes
     }
 
     fn slot(&self, digest: &FileDigest) -> Slot {
@@ -154,19 +212,29 @@ impl Trees {
         // Held while building: a second open of the same content waits for the first.
         let mut guard = lock(&slot);
         if let Some(v) = guard.as_ref() {
-            return Ok(v.clone());
+            let v = v.clone();
+            drop(guard);
+            self.touch(digest, 0);
+            return Ok(v);
         }
-        let verifier = match self.stored(digest, size) {
+        let (verifier, in_memory) = match self.stored(digest, size) {
             Some(v) => v,
-            None => self.build(digest, size, params, file)?,
+            None => (self.build(digest, size, params, file)?, true),
         };
         let v = Arc::new(verifier);
         *guard = Some(v.clone());
+        drop(guard);
+        let bytes = if in_memory {
+            Geometry::new(params, size).map_or(0, |g| g.tree_size())
+        } else {
+            0
+        };
+        self.touch(digest, bytes);
         Ok(v)
     }
 
     /// The stored tree of `digest`, if the store has a usable entry.
-    fn stored(&self, digest: &FileDigest, size: u64) -> Option<FileVerifier> {
+    fn stored(&self, digest: &FileDigest, size: u64) -> Option<(FileVerifier, bool)> {
         let store = self.store.as_ref()?;
         let relative = store_relative_path(digest);
         let path = store.path().join(&relative);
@@ -196,16 +264,19 @@ impl Trees {
             Ok((desc, bytes))
         });
         match checked {
-            Ok((desc, bytes)) => match Verifier::with_cache(&desc, bytes, self.cache.clone()) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    warn_ratelimited!(
-                        "tree store entry {}: {e}; building the tree",
-                        path.display()
-                    );
-                    None
+            Ok((desc, bytes)) => {
+                let in_memory = matches!(bytes, TreeBytes::StoreCopy(_));
+                match Verifier::with_cache(&desc, bytes, self.cache.clone()) {
+                    Ok(v) => Some((v, in_memory)),
+                    Err(e) => {
+                        warn_ratelimited!(
+                            "tree store entry {}: {e}; building the tree",
+                            path.display()
+                        );
+                        None
+                    }
                 }
-            },
+            }
             Err(e) => {
                 warn_ratelimited!(
                     "tree store entry {} is unusable ({e}); building the tree from the file",
@@ -300,11 +371,50 @@ mod tests {
     }
 
     #[test]
+    fn trees_beyond_the_memory_budget_are_dropped_least_recently_used_first() {
+        let params = MerkleParams::default();
+        // 1 MiB files: a 3-block (12 KiB) tree each at 4 KiB / SHA-256.
+        let files: Vec<Bytes> = (0..3u8).map(|i| Bytes(vec![i; 1 << 20])).collect();
+        let digests: Vec<FileDigest> = files
+            .iter()
+            .map(|f| build_from_bytes(params.clone(), &f.0).unwrap().digest())
+            .collect();
+        let one = Geometry::new(&params, 1 << 20).unwrap().tree_size();
+        let trees = Trees::new(None, 64, Some(2 * one));
+        let held = trees
+            .load(&digests[0], 1 << 20, &params, &files[0])
+            .unwrap();
+        trees
+            .load(&digests[1], 1 << 20, &params, &files[1])
+            .unwrap();
+        // A use of the first makes the second the least recently used.
+        trees
+            .load(&digests[0], 1 << 20, &params, &files[0])
+            .unwrap();
+        trees
+            .load(&digests[2], 1 << 20, &params, &files[2])
+            .unwrap();
+        assert_eq!(trees.resident_bytes(), 2 * one);
+        assert!(trees.get(&digests[0]).is_some());
+        assert!(
+            trees.get(&digests[1]).is_none(),
+            "the least recently used stays"
+        );
+        assert!(trees.get(&digests[2]).is_some());
+        // A dropped tree is set up again at its next use; a held one keeps working.
+        held.verify_blocks(0, &files[0].0[..4096]).unwrap();
+        trees
+            .load(&digests[1], 1 << 20, &params, &files[1])
+            .unwrap();
+        assert_eq!(trees.resident_bytes(), 2 * one);
+    }
+
+    #[test]
     fn builds_checks_and_caches() {
         let data = Bytes(vec![7u8; 50_000]);
         let params = MerkleParams::default();
         let digest = build_from_bytes(params.clone(), &data.0).unwrap().digest();
-        let trees = Trees::new(None, 64);
+        let trees = Trees::new(None, 64, None);
         assert!(trees.get(&digest).is_none());
         let v = trees.load(&digest, 50_000, &params, &data).unwrap();
         v.verify_blocks(0, &data.0[..4096]).unwrap();
@@ -328,7 +438,11 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut blob = store_blob(&tree);
         std::fs::write(&path, &blob).unwrap();
-        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
+        let trees = Trees::new(
+            Some(Arc::new(TreeStore::open(dir.path()).unwrap())),
+            64,
+            None,
+        );
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
         // A one-block tree is read into memory: no descriptor stays open for it.
         assert!(matches!(v.source(), TreeBytes::StoreCopy(t) if t.len() == 4096));
@@ -336,7 +450,11 @@ mod tests {
         // A corrupted descriptor: the tree is rebuilt from the file.
         blob[20] ^= 1;
         std::fs::write(&path, &blob).unwrap();
-        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
+        let trees = Trees::new(
+            Some(Arc::new(TreeStore::open(dir.path()).unwrap())),
+            64,
+            None,
+        );
         let v = trees.load(&digest, 200_000, &params, &data).unwrap();
         assert!(matches!(v.source(), TreeBytes::Memory(_)));
         v.verify_blocks(3, &data.0[3 * 4096..4 * 4096]).unwrap();
@@ -358,7 +476,11 @@ mod tests {
         let path = dir.path().join(store_relative_path(&digest));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, store_blob(&tree)).unwrap();
-        let trees = Trees::new(Some(Arc::new(TreeStore::open(dir.path()).unwrap())), 64);
+        let trees = Trees::new(
+            Some(Arc::new(TreeStore::open(dir.path()).unwrap())),
+            64,
+            None,
+        );
         let v = trees.load(&digest, size, &params, &data).unwrap();
         assert!(matches!(v.source(), TreeBytes::Store(_)));
         let last = size / 4096 - 1;

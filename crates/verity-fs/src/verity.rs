@@ -56,6 +56,9 @@ pub struct VerityOptions {
     pub tree_store: Option<Arc<TreeStore>>,
     /// Capacity of the shared cache of verified tree blocks, in blocks.
     pub cache_blocks: usize,
+    /// Bytes of Merkle trees kept in memory (built, or small stored ones); the least recently
+    /// used are dropped beyond it and set up again at their next open. `None`: no bound.
+    pub tree_memory: Option<u64>,
 }
 
 impl Default for VerityOptions {
@@ -65,6 +68,7 @@ impl Default for VerityOptions {
             unlisted: UnlistedPolicy::Deny,
             tree_store: None,
             cache_blocks: DEFAULT_CACHE_BLOCKS,
+            tree_memory: None,
         }
     }
 }
@@ -103,7 +107,7 @@ impl Verity {
             unlisted: opts.unlisted,
             measure,
             bindings,
-            trees: Trees::new(opts.tree_store, opts.cache_blocks),
+            trees: Trees::new(opts.tree_store, opts.cache_blocks, opts.tree_memory),
             failures: AtomicU64::new(0),
         }
     }

@@ -51,6 +51,11 @@ pub struct MountArgs {
     /// there by digest instead of at their path in SOURCE.
     #[arg(long, value_name = "DIR")]
     objects: Option<PathBuf>,
+    /// Memory for Merkle trees built in the guest or read from small store entries (bytes,
+    /// or with a K, M or G suffix); the least recently used are dropped beyond it and set up
+    /// again at their next open. Default: 4 MiB per GiB of guest RAM (at least 16 MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    tree_memory: Option<u64>,
     /// Threads serving FUSE requests.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -257,10 +262,39 @@ fn build_fs(args: &MountArgs) -> Result<(Fs, FileDigest), MountError> {
         manifest,
         VerityOptions {
             tree_store,
+            tree_memory: Some(args.tree_memory.unwrap_or_else(default_tree_memory)),
             ..VerityOptions::default()
         },
     );
     Ok((ManifestFs::new(verity, content, CacheMode::Auto), digest))
+}
+
+/// `--tree-memory` size: bytes, or a number with a K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 65536, 64M, 1G)"))
+}
+
+/// 4 MiB per GiB of RAM, at least 16 MiB: a 1 GiB file's tree (SHA-256, 4 KiB blocks) is
+/// 8 MiB.
+fn default_tree_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(1 << 20);
+    (total_kib / 1024 * 4 * 1024).max(16 << 20)
 }
 
 fn write_ready_file(path: &Path, target: &Path) -> Result<(), MountError> {
@@ -376,5 +410,20 @@ fn stop(session: &mut FuseSession, workers: Vec<JoinHandle<()>>) {
     }
     for w in workers {
         let _ = w.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert!(default_tree_memory() >= 16 << 20);
     }
 }
