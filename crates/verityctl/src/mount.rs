@@ -27,6 +27,7 @@ use verity_merkle::FileDigest;
 
 use self::confine::ConfineError;
 use self::pinned::PinnedError;
+use verity_seccomp::{Profile, SeccompMode};
 use verity_sys::TerminationSignals;
 
 /// The filesystem name shown in /proc/mounts.
@@ -56,6 +57,10 @@ pub struct MountArgs {
     /// again at their next open. Default: 4 MiB per GiB of guest RAM (at least 16 MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     tree_memory: Option<u64>,
+    /// System-call filter once mounted (the daemon's allowlist plus unmounting): kill, log,
+    /// trap, or none.
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "kill")]
+    seccomp: SeccompArg,
     /// Threads serving FUSE requests.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -79,6 +84,19 @@ pub struct MountArgs {
     target: PathBuf,
 }
 
+/// `--seccomp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeccompArg {
+    /// Kill the process on any other syscall.
+    Kill,
+    /// Allow, and log it to the kernel log.
+    Log,
+    /// Send SIGSYS to the thread.
+    Trap,
+    /// No filter.
+    None,
+}
+
 /// Errors of `verityctl mount`.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
@@ -97,6 +115,9 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
+    /// The system-call filter could not be installed.
+    #[error(transparent)]
+    Seccomp(verity_seccomp::SeccompError),
     /// --objects cannot be opened.
     #[error("--objects {path:?} cannot be opened as a directory")]
     Objects {
@@ -332,6 +353,17 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
     if let Err(e) = confine::drop_privileges() {
         stop(&mut session, Vec::new());
         return Err(e.into());
+    }
+    // Before any thread serves host data; the FUSE threads inherit it.
+    let mode = match args.seccomp {
+        SeccompArg::Kill => SeccompMode::Kill,
+        SeccompArg::Log => SeccompMode::Log,
+        SeccompArg::Trap => SeccompMode::Trap,
+        SeccompArg::None => SeccompMode::None,
+    };
+    if let Err(e) = verity_seccomp::install(mode, Profile::GuestMount) {
+        stop(&mut session, Vec::new());
+        return Err(MountError::Seccomp(e));
     }
 
     let (tx, rx) = mpsc::channel();

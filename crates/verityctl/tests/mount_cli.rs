@@ -691,9 +691,26 @@ fn objects_serve_the_content_by_digest() {
         .unwrap();
     let t = target.canonicalize().unwrap();
     wait_until("the mount", || ready.exists() && is_mounted(&t));
+    // Confined while it serves host data: seccomp filter, no-new-privs, one capability.
+    let status_file = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| {
+        status_file
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let confined = (field("Seccomp:"), field("NoNewPrivs:"), field("CapEff:"));
     let got = std::fs::read(t.join("f"));
     let _ = Command::new("umount").arg(&t).status();
     let status = wait_exit(&mut child);
     assert_eq!(got.unwrap(), data);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // CAP_DAC_READ_SEARCH is bit 2.
+    assert_eq!(
+        confined,
+        ("2".into(), "1".into(), "0000000000000004".into())
+    );
+    assert!(!ready.exists(), "the ready file is removed at exit");
 }
