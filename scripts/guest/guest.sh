@@ -16,6 +16,16 @@ CASES=""
 . /vt/params
 
 dropc() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# wait_ready FILE PID: until verityctl mount wrote its --ready-file (at most 60 s) or exited;
+# true when the file is there
+wait_ready() {
+  i=0
+  while [ ! -f "$1" ] && [ "$i" -lt 300 ] && kill -0 "$2" 2> /dev/null; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  [ -f "$1" ]
+}
 data() { sed "s|^|VDATA $1 |"; }
 # "sha256:HEX PATH" -> "sha256:HEX"; anything else (an error) -> one word without blanks
 result_word() {
@@ -199,12 +209,7 @@ case_malicious() {
   verityctl mount --manifest /vt/manifest --manifest-digest "$MANIFEST_DIGEST" \
     --tree-store "$E/$EVIL_TREES" --ready-file /tmp/vready "$E" "$V" > /tmp/vmount.log 2>&1 &
   vpid=$!
-  i=0
-  while [ ! -f /tmp/vready ] && [ "$i" -lt 150 ] && kill -0 "$vpid" 2> /dev/null; do
-    sleep 0.2
-    i=$((i + 1))
-  done
-  if [ ! -f /tmp/vready ]; then
+  if ! wait_ready /tmp/vready "$vpid"; then
     echo "verified-mount failed: $(tail -3 /tmp/vmount.log | tr -s ' \t\n' '___')" >> /tmp/mal
     kill "$vpid" 2> /dev/null
     data malicious < /tmp/mal
@@ -287,12 +292,7 @@ case_tamper_matrix() {
     --tree-store "$R/$TM_TREES" --detach-source --ready-file /tmp/tmready "$R" "$T" \
     > /tmp/tmmount.log 2>&1 &
   tpid=$!
-  i=0
-  while [ ! -f /tmp/tmready ] && [ "$i" -lt 150 ] && kill -0 "$tpid" 2> /dev/null; do
-    sleep 0.2
-    i=$((i + 1))
-  done
-  if [ ! -f /tmp/tmready ]; then
+  if ! wait_ready /tmp/tmready "$tpid"; then
     echo "verityctl-mount failed: $(tail -3 /tmp/tmmount.log | tr -s ' \t\n' '___')" | data tamper-matrix
     return
   fi
@@ -303,12 +303,7 @@ case_tamper_matrix() {
   verityctl mount --manifest-digest "$MANIFEST_DIGEST" --ready-file /tmp/pready "$V" "$P" \
     > /tmp/pmount.log 2>&1 &
   ppid=$!
-  i=0
-  while [ ! -f /tmp/pready ] && [ "$i" -lt 150 ] && kill -0 "$ppid" 2> /dev/null; do
-    sleep 0.2
-    i=$((i + 1))
-  done
-  [ -f /tmp/pready ] || echo "pin-only-mount failed: $(tail -3 /tmp/pmount.log | tr -s ' \t\n' '___')" |
+  wait_ready /tmp/pready "$ppid" || echo "pin-only-mount failed: $(tail -3 /tmp/pmount.log | tr -s ' \t\n' '___')" |
     data tamper-matrix
   # Held open across the host's changes (truncate, chmod, chown after OPEN and LOOKUP).
   specs=""
@@ -390,6 +385,35 @@ bench)
       buffered) vtest pairrand "$M/$BENCH_FILE" "$R/$BENCH_FILE" "$BENCH_SECS" 0 ;;
     esac 2>&1 | data "bench-$t"
   done
+  ;;
+bench-mount)
+  # verityctl mount over the raw mount of a verified share, as docs/guest-mount.md shows it,
+  # against that raw mount: each test from cold caches, the order alternating per round.
+  umount "$M"
+  RAW=/run/verityctl/raw
+  VM=/verified
+  mkdir -p "$RAW" "$VM"
+  chmod 0700 /run/verityctl
+  mount -t virtiofs -o ro,nosuid,nodev,noexec "$TAG" "$RAW" || echo "VTEST raw-mount FAIL"
+  verityctl mount --manifest-digest "$MANIFEST_DIGEST" --ready-file /tmp/bready "$RAW" "$VM" \
+    > /tmp/bmount.log 2>&1 &
+  bpid=$!
+  wait_ready /tmp/bready "$bpid" || echo "VTEST verityctl-mount FAIL $(tail -3 /tmp/bmount.log | tr '\n' ' ')"
+  for side in $BENCH_ORDER; do
+    d=$RAW
+    [ "$side" = mnt ] && d=$VM
+    dropc
+    vtest seqread "$d/$BENCH_FILE" | data "bench-seq-$side"
+    dropc
+    vtest randread "$d/$BENCH_FILE" "$BENCH_SECS" 1 | data "bench-direct-$side"
+  done
+  grep -E '^Vm(HWM|RSS)' "/proc/$bpid/status" | tr -s ' \t' ' ' | data bench-rss
+  # What the guest CPU hashes: verityctl digest (read + SHA-256) of the file on the raw mount.
+  dropc
+  { time verityctl digest "$RAW/$BENCH_FILE" > /dev/null; } 2>&1 | grep real | tr -s ' \t' ' ' |
+    data bench-digest
+  umount "$VM"
+  wait "$bpid"
   ;;
 shell)
   echo "guest shell: share on $M; 'exit' powers the guest off"

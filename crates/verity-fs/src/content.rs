@@ -37,7 +37,15 @@ pub struct ContentDir {
     layout: Layout,
 }
 
-/// What [`ContentDir::open_regular`] found instead of the expected file.
+/// Which host file an open found, and its state then (device, inode, change time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) ctime: (i64, i64),
+}
+
+/// What [`ContentDir::open_file`] found instead of the expected file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ContentError {
     /// The path could not be opened beneath the share root (missing, a symlink on the way,
@@ -98,7 +106,7 @@ impl ContentDir {
         path: &[u8],
         digest: &FileDigest,
         size: u64,
-    ) -> Result<File, ContentError> {
+    ) -> Result<(File, FileId), ContentError> {
         match self.layout {
             Layout::Tree => self.open_regular(relative(path), size),
             Layout::Objects => self.open_regular(&object_relative_path(digest), size),
@@ -110,7 +118,7 @@ impl ContentDir {
     /// `O_NONBLOCK` keeps a FIFO the host put there from blocking the open; it has no effect on
     /// regular files. Kernels without `openat2` (before 5.6) fall back to `openat` with
     /// `O_NOFOLLOW`, which protects the last component only.
-    fn open_regular(&self, relative: &Path, size: u64) -> Result<File, ContentError> {
+    fn open_regular(&self, relative: &Path, size: u64) -> Result<(File, FileId), ContentError> {
         let flags =
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK;
         let resolve =
@@ -133,7 +141,12 @@ impl ContentDir {
                 found,
             });
         }
-        Ok(File::from(fd))
+        let id = FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+        };
+        Ok((File::from(fd), id))
     }
 }
 
@@ -195,7 +208,7 @@ mod tests {
         std::os::unix::fs::symlink("../outside", root.join("escape")).unwrap();
         let dir = ContentDir::open(&root).unwrap();
 
-        let f = dir.open_file(b"/d/f", &digest(0), 5).unwrap();
+        let (f, _) = dir.open_file(b"/d/f", &digest(0), 5).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(HostFile(&f).read_at(1, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"2345");

@@ -33,6 +33,7 @@ mod names;
 mod open_flags;
 mod open_handles;
 pub mod ratelimit;
+mod read_only;
 mod share_meta;
 mod size_caps;
 mod tree_store;

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,14 +29,14 @@ use std::time::Duration;
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
 use fuse_backend_rs::api::filesystem::{
     Context, DirEntry, Entry as FuseEntry, FileSystem, FsOptions, GetxattrReply, IoctlData,
-    ListxattrReply, OpenOptions, SetattrValid, ZeroCopyReader, ZeroCopyWriter,
+    ListxattrReply, OpenOptions, ZeroCopyWriter,
 };
 use verity_manifest::{Entry, EntryKind};
 use verity_merkle::ReadAt;
 
 use crate::budget::{Budget, FsLimits};
 use crate::config::CacheMode;
-use crate::content::{ContentDir, HostFile};
+use crate::content::{ContentDir, FileId, HostFile};
 use crate::errno::erofs;
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
@@ -46,6 +45,7 @@ use crate::manifest_attr::{
 };
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::read_only::refuse_mutations;
 use crate::share_meta::{MetaContent, MetaKind, ShareMeta};
 use crate::size_caps::{check_io_size, check_xattr_size};
 use crate::trees::{FileVerifier, TreeError};
@@ -116,9 +116,7 @@ pub struct ManifestFs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FailedOpen {
     digest: verity_merkle::FileDigest,
-    dev: u64,
-    ino: u64,
-    ctime: (i64, i64),
+    file: FileId,
 }
 
 /// The last [`FailedOpens::CAPACITY`] failed host files.
@@ -312,7 +310,7 @@ impl ManifestFs {
         let EntryKind::File { size, digest } = &e.kind else {
             return Err(eio());
         };
-        let file = self
+        let (file, id) = self
             .content
             .open_file(&e.path, digest, *size)
             .or_else(|err| {
@@ -322,13 +320,11 @@ impl ManifestFs {
             })?;
         // A host file that already failed to hash to its digest, unchanged since (same inode and
         // ctime), is refused without reading it again.
-        let key = file.metadata().ok().map(|m| FailedOpen {
+        let key = FailedOpen {
             digest: *digest,
-            dev: m.dev(),
-            ino: m.ino(),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        });
-        if key.as_ref().is_some_and(|k| self.failed().contains(k)) {
+            file: id,
+        };
+        if self.failed().contains(&key) {
             log::debug!(
                 "{}: refused again (unchanged since its digest failed)",
                 show(&e.path)
@@ -341,8 +337,8 @@ impl ManifestFs {
             .trees
             .load(digest, *size, params, &HostFile(&file))
             .or_else(|err| {
-                if let (TreeError::DigestMismatch { .. }, Some(k)) = (&err, key) {
-                    self.failed().insert(k);
+                if matches!(err, TreeError::DigestMismatch { .. }) {
+                    self.failed().insert(key);
                 }
                 self.verity
                     .integrity_failure(format_args!("{}: {err}", show(&e.path)))
@@ -708,7 +704,9 @@ impl FileSystem for ManifestFs {
     }
 
     fn flush(&self, _ctx: &Context, _inode: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
-        Ok(())
+        // Nothing is ever written, so there is nothing to flush: ENOSYS makes the guest kernel
+        // stop sending FLUSH (it sets `no_flush`), which saves a round trip on every close.
+        Err(errno(libc::ENOSYS))
     }
 
     fn fsync(&self, _ctx: &Context, _inode: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
@@ -789,120 +787,5 @@ impl FileSystem for ManifestFs {
 
     // ---- refused: every mutation ------------------------------------------------------------
 
-    fn setattr(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _attr: stat64,
-        _handle: Option<u64>,
-        _valid: SetattrValid,
-    ) -> io::Result<(stat64, Duration)> {
-        Err(erofs())
-    }
-
-    fn symlink(
-        &self,
-        _ctx: &Context,
-        _linkname: &CStr,
-        _parent: u64,
-        _name: &CStr,
-    ) -> io::Result<FuseEntry> {
-        Err(erofs())
-    }
-
-    fn mknod(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _name: &CStr,
-        _mode: u32,
-        _rdev: u32,
-        _umask: u32,
-    ) -> io::Result<FuseEntry> {
-        Err(erofs())
-    }
-
-    fn mkdir(
-        &self,
-        _ctx: &Context,
-        _parent: u64,
-        _name: &CStr,
-        _mode: u32,
-        _umask: u32,
-    ) -> io::Result<FuseEntry> {
-        Err(erofs())
-    }
-
-    fn unlink(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn rmdir(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn rename(
-        &self,
-        _ctx: &Context,
-        _olddir: u64,
-        _oldname: &CStr,
-        _newdir: u64,
-        _newname: &CStr,
-        _flags: u32,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn link(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _newparent: u64,
-        _newname: &CStr,
-    ) -> io::Result<FuseEntry> {
-        Err(erofs())
-    }
-
-    fn write(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _handle: u64,
-        _r: &mut dyn ZeroCopyReader,
-        _size: u32,
-        _offset: u64,
-        _lock_owner: Option<u64>,
-        _delayed_write: bool,
-        _flags: u32,
-        _fuse_flags: u32,
-    ) -> io::Result<usize> {
-        Err(erofs())
-    }
-
-    fn fallocate(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _handle: u64,
-        _mode: u32,
-        _offset: u64,
-        _length: u64,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn setxattr(
-        &self,
-        _ctx: &Context,
-        _inode: u64,
-        _name: &CStr,
-        _value: &[u8],
-        _flags: u32,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn removexattr(&self, _ctx: &Context, _inode: u64, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
+    refuse_mutations!();
 }

@@ -2,7 +2,9 @@
 //! Merkle trees of the served files: one [`Verifier`] per file digest, shared by every inode
 //! with that content, all sharing one bounded [`TreeCache`] of verified tree blocks.
 //!
-//! A tree comes from the tree store (`--tree-store`) when it holds an entry for the digest
+//! A file of at most one block has no tree (its root hash is its block's hash): it is hashed,
+//! never looked up in the store. A tree comes from the tree store (`--tree-store`) when it
+//! holds an entry for the digest
 //! whose descriptor hashes to that digest; otherwise (no store, no entry, or an entry with a bad
 //! descriptor) it is built from the file itself and used only if its digest equals the
 //! manifest's. Stored tree blocks stay on disk and are verified up to the root hash as they are
@@ -217,7 +219,14 @@ impl Trees {
             self.touch(digest, 0);
             return Ok(v);
         }
-        let (verifier, in_memory) = match self.stored(digest, size) {
+        // A file of at most one block has no tree: hashing its one block costs less than
+        // opening and reading a store entry (most files of a rootfs are that small).
+        let stored = if size <= params.block_size() as u64 {
+            None
+        } else {
+            self.stored(digest, size)
+        };
+        let (verifier, in_memory) = match stored {
             Some(v) => v,
             None => (self.build(digest, size, params, file)?, true),
         };

@@ -29,7 +29,7 @@ use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
 use fuse_backend_rs::abi::virtio_fs::RemovemappingOne;
 use fuse_backend_rs::api::filesystem::{
     Context, DirEntry, Entry, FileLock, FileSystem, FsOptions, GetxattrReply, IoctlData,
-    ListxattrReply, OpenOptions, SetattrValid, ZeroCopyReader, ZeroCopyWriter,
+    ListxattrReply, OpenOptions, ZeroCopyWriter,
 };
 use fuse_backend_rs::transport::FsCacheReqHandler;
 
@@ -42,6 +42,7 @@ use crate::listing;
 use crate::names::check_name;
 use crate::open_flags::{check_create_flags, check_open_flags};
 use crate::open_handles::OpenHandles;
+use crate::read_only::refuse_mutations;
 use crate::size_caps::{check_io_size, check_xattr_size};
 use crate::verified_read::{verified_read, InnerFile, ReadFailure};
 use crate::verity::{show, Verity, ROOT_INODE};
@@ -780,120 +781,5 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
 
     // ---- refused: every mutation ----------------------------------------------------------
 
-    fn setattr(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _attr: stat64,
-        _handle: Option<Self::Handle>,
-        _valid: SetattrValid,
-    ) -> io::Result<(stat64, Duration)> {
-        Err(erofs())
-    }
-
-    fn symlink(
-        &self,
-        _ctx: &Context,
-        _linkname: &CStr,
-        _parent: Self::Inode,
-        _name: &CStr,
-    ) -> io::Result<Entry> {
-        Err(erofs())
-    }
-
-    fn mknod(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _name: &CStr,
-        _mode: u32,
-        _rdev: u32,
-        _umask: u32,
-    ) -> io::Result<Entry> {
-        Err(erofs())
-    }
-
-    fn mkdir(
-        &self,
-        _ctx: &Context,
-        _parent: Self::Inode,
-        _name: &CStr,
-        _mode: u32,
-        _umask: u32,
-    ) -> io::Result<Entry> {
-        Err(erofs())
-    }
-
-    fn unlink(&self, _ctx: &Context, _parent: Self::Inode, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn rmdir(&self, _ctx: &Context, _parent: Self::Inode, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn rename(
-        &self,
-        _ctx: &Context,
-        _olddir: Self::Inode,
-        _oldname: &CStr,
-        _newdir: Self::Inode,
-        _newname: &CStr,
-        _flags: u32,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn link(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _newparent: Self::Inode,
-        _newname: &CStr,
-    ) -> io::Result<Entry> {
-        Err(erofs())
-    }
-
-    fn write(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _handle: Self::Handle,
-        _r: &mut dyn ZeroCopyReader,
-        _size: u32,
-        _offset: u64,
-        _lock_owner: Option<u64>,
-        _delayed_write: bool,
-        _flags: u32,
-        _fuse_flags: u32,
-    ) -> io::Result<usize> {
-        Err(erofs())
-    }
-
-    fn fallocate(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _handle: Self::Handle,
-        _mode: u32,
-        _offset: u64,
-        _length: u64,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn setxattr(
-        &self,
-        _ctx: &Context,
-        _inode: Self::Inode,
-        _name: &CStr,
-        _value: &[u8],
-        _flags: u32,
-    ) -> io::Result<()> {
-        Err(erofs())
-    }
-
-    fn removexattr(&self, _ctx: &Context, _inode: Self::Inode, _name: &CStr) -> io::Result<()> {
-        Err(erofs())
-    }
+    refuse_mutations!();
 }

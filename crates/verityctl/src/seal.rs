@@ -62,15 +62,7 @@ pub enum SealError {
         #[source]
         source: io::Error,
     },
-    /// `--objects` cannot be created.
-    #[error("cannot create --objects directory '{path}'")]
-    ObjectsDir {
-        /// The path given.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
+
     /// Filling the object store failed.
     #[error(transparent)]
     Objects(objects::ObjectsError),
@@ -96,9 +88,11 @@ pub enum SealError {
         /// ROOTFS, resolved.
         root: PathBuf,
     },
-    /// The tree store directory cannot be created.
-    #[error("cannot create --tree-store directory '{path}'")]
-    StoreDir {
+    /// An output directory (`--tree-store`, `--objects`) cannot be created.
+    #[error("cannot create {flag} directory '{path}'")]
+    OutputDir {
+        /// The option.
+        flag: &'static str,
         /// The directory.
         path: PathBuf,
         /// Why.
@@ -223,6 +217,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
     Ok(())
 }
 
+/// Creates the output directory `dir` of option `flag` outside `root`; checked before anything
+/// is created, so a refusal changes nothing.
+fn output_dir(flag: &'static str, dir: &Path, root: &Path) -> Result<PathBuf, SealError> {
+    let err = |source| SealError::OutputDir {
+        flag,
+        path: dir.to_owned(),
+        source,
+    };
+    refuse_inside(flag, &resolve_new(dir).map_err(err)?, root)?;
+    fs::create_dir_all(dir).map_err(err)?;
+    fs::canonicalize(dir).map_err(err)
+}
+
 /// Runs `verityctl seal`.
 pub fn run(args: &SealArgs) -> Result<(), SealError> {
     let started = Instant::now();
@@ -233,32 +240,16 @@ pub fn run(args: &SealArgs) -> Result<(), SealError> {
     })?;
     let out = resolve_out(&args.out)?;
     refuse_inside("--out", &out, &root)?;
-    let store_dir = match &args.tree_store {
-        None => None,
-        Some(dir) => {
-            let store_err = |source| SealError::StoreDir {
-                path: dir.clone(),
-                source,
-            };
-            // Checked before anything is created, so a refusal changes nothing.
-            refuse_inside("--tree-store", &resolve_new(dir).map_err(store_err)?, &root)?;
-            fs::create_dir_all(dir).map_err(store_err)?;
-            Some(fs::canonicalize(dir).map_err(store_err)?)
-        }
-    };
-
-    let objects_dir = match &args.objects {
-        None => None,
-        Some(dir) => {
-            let objects_err = |source| SealError::ObjectsDir {
-                path: dir.clone(),
-                source,
-            };
-            refuse_inside("--objects", &resolve_new(dir).map_err(objects_err)?, &root)?;
-            fs::create_dir_all(dir).map_err(objects_err)?;
-            Some(fs::canonicalize(dir).map_err(objects_err)?)
-        }
-    };
+    let store_dir = args
+        .tree_store
+        .as_deref()
+        .map(|dir| output_dir("--tree-store", dir, &root))
+        .transpose()?;
+    let objects_dir = args
+        .objects
+        .as_deref()
+        .map(|dir| output_dir("--objects", dir, &root))
+        .transpose()?;
 
     let bar = hashing::progress_bar(args.quiet);
     let stored = AtomicU64::new(0);

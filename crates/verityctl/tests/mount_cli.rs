@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -105,6 +106,36 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts `verityctl mount ARGS --ready-file TARGET.ready SOURCE TARGET` and waits until TARGET
+/// is mounted; returns the child and TARGET's canonical path.
+fn spawn_mount(args: &[&OsStr], source: &Path, target: &Path) -> (Child, PathBuf) {
+    let ready = target.with_extension("ready");
+    let mut child = verityctl()
+        .arg("mount")
+        .args(args)
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg(source)
+        .arg(target)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = target.canonicalize().unwrap();
+    wait_until("the mount", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("verityctl mount exited early: {status}");
+        }
+        ready.exists() && is_mounted(&t)
+    });
+    (child, t)
+}
+
+/// Unmounts TARGET from outside and returns verityctl's exit status (bounded).
+fn end_mount(mut child: Child, t: &Path) -> Option<ExitStatus> {
+    let _ = Command::new("umount").arg(t).status();
+    wait_exit(&mut child)
 }
 
 /// A running `verityctl mount`; dropping it always unmounts and reaps it,
@@ -553,27 +584,21 @@ fn an_unsafe_source_or_a_target_inside_it_is_refused_and_detach_hides_the_source
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is inside SOURCE"), "{err}");
     // --detach-source: the raw mount is gone by path, the verified tree still reads.
-    let ready = target.with_extension("ready");
-    let mut child = verityctl()
-        .arg("mount")
-        .arg("--manifest")
-        .arg(&manifest_path)
-        .arg("--manifest-digest")
-        .arg(manifest.digest().to_string())
-        .arg("--detach-source")
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg(raw.path())
-        .arg(&target)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = target.canonicalize().unwrap();
-    wait_until("the mount", || ready.exists() && is_mounted(&t));
+    let pin = manifest.digest().to_string();
+    let (child, t) = spawn_mount(
+        &[
+            OsStr::new("--manifest"),
+            manifest_path.as_os_str(),
+            OsStr::new("--manifest-digest"),
+            OsStr::new(&pin),
+            OsStr::new("--detach-source"),
+        ],
+        raw.path(),
+        &target,
+    );
     let detached = !is_mounted(raw.path());
     let read = std::fs::read(t.join("f"));
-    let _ = Command::new("umount").arg(&t).status();
-    let status = wait_exit(&mut child);
+    let status = end_mount(child, &t);
     assert!(detached, "SOURCE is still mounted");
     assert_eq!(read.unwrap(), b"data");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
@@ -609,20 +634,12 @@ fn with_only_the_pin_the_manifest_and_trees_come_from_the_share() {
     changed[5 * BLOCK + 3] ^= 1;
     std::fs::write(src.join("f"), &changed).unwrap();
     let raw = RawSource::new(&src);
-    let ready = target.with_extension("ready");
-    let mut child = verityctl()
-        .arg("mount")
-        .arg("--manifest-digest")
-        .arg(manifest.digest().to_string())
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg(raw.path())
-        .arg(&target)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = target.canonicalize().unwrap();
-    wait_until("the mount", || ready.exists() && is_mounted(&t));
+    let pin = manifest.digest().to_string();
+    let (child, t) = spawn_mount(
+        &[OsStr::new("--manifest-digest"), OsStr::new(&pin)],
+        raw.path(),
+        &target,
+    );
     let file = File::open(t.join("f")).unwrap();
     let mut buf = vec![0u8; BLOCK];
     let first = file.read_exact_at(&mut buf, 0).map(|()| buf.clone());
@@ -632,8 +649,7 @@ fn with_only_the_pin_the_manifest_and_trees_come_from_the_share() {
         .map(|e| e.unwrap().file_name())
         .collect();
     drop(file);
-    let _ = Command::new("umount").arg(&t).status();
-    let status = wait_exit(&mut child);
+    let status = end_mount(child, &t);
     assert_eq!(first.unwrap(), data[..BLOCK]);
     assert_eq!(bad, Some(libc::EIO));
     // The host's .verityfsd is not in the sealed tree: not listed at TARGET.
@@ -673,24 +689,21 @@ fn objects_serve_the_content_by_digest() {
     // The source directory no longer has the file: only the object store does.
     std::fs::remove_file(src.join("f")).unwrap();
     let raw = RawSource::new(&src);
+    let pin = manifest.digest().to_string();
+    let manifest_path = tmp.path().join("manifest");
+    let (child, t) = spawn_mount(
+        &[
+            OsStr::new("--manifest"),
+            manifest_path.as_os_str(),
+            OsStr::new("--manifest-digest"),
+            OsStr::new(&pin),
+            OsStr::new("--objects"),
+            objects.as_os_str(),
+        ],
+        raw.path(),
+        &target,
+    );
     let ready = target.with_extension("ready");
-    let mut child = verityctl()
-        .arg("mount")
-        .arg("--manifest")
-        .arg(tmp.path().join("manifest"))
-        .arg("--manifest-digest")
-        .arg(manifest.digest().to_string())
-        .arg("--objects")
-        .arg(&objects)
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg(raw.path())
-        .arg(&target)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = target.canonicalize().unwrap();
-    wait_until("the mount", || ready.exists() && is_mounted(&t));
     // Confined while it serves host data: seccomp filter, no-new-privs, one capability.
     let status_file = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let field = |name: &str| {
@@ -703,8 +716,7 @@ fn objects_serve_the_content_by_digest() {
     };
     let confined = (field("Seccomp:"), field("NoNewPrivs:"), field("CapEff:"));
     let got = std::fs::read(t.join("f"));
-    let _ = Command::new("umount").arg(&t).status();
-    let status = wait_exit(&mut child);
+    let status = end_mount(child, &t);
     assert_eq!(got.unwrap(), data);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     // CAP_DAC_READ_SEARCH is bit 2.

@@ -23,6 +23,7 @@ use fuse_backend_rs::abi::fuse_abi::{
     InHeader, InitIn, InterruptIn, IoctlIn, IoctlOut, LseekIn, Opcode, OpenIn, OpenOut, OutHeader,
     ReadIn, ReleaseIn,
 };
+use fuse_backend_rs::api::filesystem::FileSystem;
 use verity_fs::{FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY};
 use verity_manifest::{join, EntryKind};
 use verityfsd::request_check::{expects_reply, opcode};
@@ -30,7 +31,7 @@ use vm_memory::ByteValued;
 
 use crate::input::num;
 use crate::mock_queue::{MockQueue, MAX_REPLY, MAX_REQUEST};
-use crate::share::{share, Fs, Share, ShareOptions, NAMES, TAMPERED};
+use crate::share::{share, Share, ShareOptions, NAMES, TAMPERED};
 use verityfsd::queue_worker::QueueWorker;
 
 /// Requests per input after INIT.
@@ -600,9 +601,9 @@ fn decode<T: ByteValued + Default>(payload: &[u8], what: &str) -> T {
 }
 
 /// Sends `req` and checks the reply framing; returns the errno and payload of a reply.
-fn exchange(
+fn exchange<F: FileSystem + Send + Sync + 'static>(
     queue: &mut MockQueue,
-    worker: &QueueWorker<Fs>,
+    worker: &QueueWorker<F>,
     req: &Request,
     unique: u64,
 ) -> Option<(i32, Vec<u8>)> {
@@ -644,7 +645,22 @@ pub fn fuse_requests(data: &[u8]) {
     let share = share();
     let mut u = Unstructured::new(data);
     let opts = ShareOptions::from_byte(num(&mut u));
-    let worker = share.worker(opts);
+    // The daemon serves the default verified mode from the manifest, the diagnostic modes
+    // through the passthrough-backed wrapper: the session runs on the one it would use.
+    if opts.audit || opts.unlisted_allow {
+        session(share, opts, &share.worker(opts), u);
+    } else {
+        session(share, opts, &share.manifest_worker(opts), u);
+    }
+}
+
+/// One FUSE session over `worker`, checked against the sealed share.
+fn session<F: FileSystem + Send + Sync + 'static>(
+    share: &'static Share,
+    opts: ShareOptions,
+    worker: &QueueWorker<F>,
+    mut u: Unstructured<'_>,
+) {
     let mut queue = MockQueue::new();
     let mut model = Model {
         share,
@@ -663,7 +679,7 @@ pub fn fuse_requests(data: &[u8]) {
     loop {
         for req in requests.drain(..) {
             unique += 1;
-            let Some((errno, payload)) = exchange(&mut queue, &worker, &req, unique) else {
+            let Some((errno, payload)) = exchange(&mut queue, worker, &req, unique) else {
                 continue;
             };
             // Only intact requests teach the model: a cut body may still be served.

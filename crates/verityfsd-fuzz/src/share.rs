@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 use fuse_backend_rs::api::server::Server;
 use fuse_backend_rs::passthrough::PassthroughFs;
 use verity_fs::{
-    CacheMode, FsConfig, TreeStore, UnlistedPolicy, VerifyMode, Verity, VerityFs, VerityOptions,
+    CacheMode, ContentDir, FsConfig, ManifestFs, TreeStore, UnlistedPolicy, VerifyMode, Verity,
+    VerityFs, VerityOptions,
 };
 use verity_manifest::{EntryKind, Manifest};
 use verity_merkle::MerkleParams;
@@ -176,6 +177,26 @@ impl Share {
             },
         );
         let fs = VerityFs::verified(inner, cfg.cache.readdirplus(), verity);
+        QueueWorker::new(Arc::new(Server::new(fs)), None)
+    }
+
+    /// The daemon's request path over the share in its default verified mode (enforce, unlisted
+    /// names denied): the manifest-served filesystem with the share as its content store.
+    pub fn manifest_worker(&self, opts: ShareOptions) -> QueueWorker<ManifestFs> {
+        let cache = if opts.readdirplus {
+            CacheMode::Auto
+        } else {
+            CacheMode::Never
+        };
+        let verity = Verity::new(
+            self.manifest.clone(),
+            VerityOptions {
+                tree_store: opts.tree_store.then(|| Arc::clone(&self.store)),
+                ..VerityOptions::default()
+            },
+        );
+        let content = ContentDir::open(&self.root).expect("share root");
+        let fs = ManifestFs::new(verity, content, cache);
         QueueWorker::new(Arc::new(Server::new(fs)), None)
     }
 
