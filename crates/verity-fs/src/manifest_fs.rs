@@ -455,10 +455,12 @@ impl FileSystem for ManifestFs {
 
     fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
         let readdirplus = self.cache.readdirplus();
+        // READDIRPLUS always, not READDIRPLUS_AUTO: attributes come from memory, so every
+        // listing may carry them, and an open after a listing needs no LOOKUP.
         negotiate_init(capable, readdirplus, |c| {
-            Ok::<_, io::Error>(c.intersection(
-                FsOptions::DO_READDIRPLUS | FsOptions::READDIRPLUS_AUTO | FsOptions::CACHE_SYMLINKS,
-            ))
+            Ok::<_, io::Error>(
+                c.intersection(FsOptions::DO_READDIRPLUS | FsOptions::CACHE_SYMLINKS),
+            )
         })
     }
 
