@@ -72,6 +72,10 @@ pub struct MountArgs {
     /// raw, unverified share by path while TARGET is served.
     #[arg(long)]
     detach_source: bool,
+    /// Let set-user-ID and set-group-ID files the manifest records take effect at TARGET
+    /// (TARGET is nosuid otherwise; device nodes never work there).
+    #[arg(long)]
+    allow_setuid: bool,
     /// Write TARGET's path to this file once mounted (removed at exit).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -350,6 +354,12 @@ pub fn run(args: &MountArgs) -> Result<(), MountError> {
     session.set_allow_other(true);
     session.mount().map_err(|e| mount_err(e.to_string()))?;
     // From here on the session's Drop unmounts on every early return.
+    if args.allow_setuid {
+        if let Err(e) = confine::allow_setuid(session.mountpoint()) {
+            stop(&mut session, Vec::new());
+            return Err(e.into());
+        }
+    }
     if let Err(e) = confine::drop_privileges() {
         stop(&mut session, Vec::new());
         return Err(e.into());

@@ -726,3 +726,61 @@ fn objects_serve_the_content_by_digest() {
     );
     assert!(!ready.exists(), "the ready file is removed at exit");
 }
+
+/// The per-mount options of the mount at `target` (mountinfo field 6).
+fn mount_options(target: &Path) -> String {
+    let t = target.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(t))
+        .filter_map(|l| l.split(' ').nth(5).map(str::to_owned))
+        .last()
+        .unwrap_or_default()
+}
+
+#[test]
+fn target_is_nosuid_unless_allow_setuid() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(src.join("tool"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(src.join("tool"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let manifest = seal(&src, None);
+    let manifest_path = tmp.path().join("manifest");
+    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let raw = RawSource::new(&src);
+    let pin = manifest.digest().to_string();
+    for (extra, nosuid) in [(None, true), (Some("--allow-setuid"), false)] {
+        let mut args = vec![
+            OsStr::new("--manifest"),
+            manifest_path.as_os_str(),
+            OsStr::new("--manifest-digest"),
+            OsStr::new(&pin),
+        ];
+        args.extend(extra.map(OsStr::new));
+        let (child, t) = spawn_mount(&args, raw.path(), &target);
+        let opts = mount_options(&t);
+        let mode = std::fs::metadata(t.join("tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        let status = end_mount(child, &t);
+        assert_eq!(
+            opts.split(',').any(|o| o == "nosuid"),
+            nosuid,
+            "{extra:?}: {opts}"
+        );
+        assert!(
+            opts.split(',').any(|o| o == "nodev") && opts.starts_with("ro"),
+            "{opts}"
+        );
+        assert_eq!(mode & 0o7777, 0o4755);
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    }
+}

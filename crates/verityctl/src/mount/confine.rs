@@ -69,6 +69,15 @@ pub enum ConfineError {
         #[source]
         source: io::Error,
     },
+    /// Remounting TARGET (`--allow-setuid`) failed.
+    #[error("cannot remount TARGET {path:?} without nosuid (--allow-setuid)")]
+    Remount {
+        /// TARGET.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A capability set could not be changed.
     #[error("cannot reduce the {0} capability set: {1}")]
     Caps(&'static str, String),
@@ -122,6 +131,17 @@ pub fn detach_source(source: &Path) -> Result<(), ConfineError> {
             path: source.to_owned(),
             source: e.into(),
         }
+    })
+}
+
+/// Remounts TARGET without `nosuid` (`--allow-setuid`): set-id bits the manifest records take
+/// effect there; TARGET stays read-only, `nodev` and `noatime`.
+pub fn allow_setuid(target: &Path) -> Result<(), ConfineError> {
+    use rustix::mount::MountFlags;
+    let flags = MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV | MountFlags::NOATIME;
+    rustix::mount::mount_remount(target, flags, "").map_err(|e| ConfineError::Remount {
+        path: target.to_owned(),
+        source: e.into(),
     })
 }
 
