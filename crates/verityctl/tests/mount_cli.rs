@@ -733,9 +733,9 @@ fn mount_options(target: &Path) -> String {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(t))
-        .filter_map(|l| l.split(' ').nth(5).map(str::to_owned))
-        .last()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(t))
+        .and_then(|l| l.split(' ').nth(5).map(str::to_owned))
         .unwrap_or_default()
 }
 
