@@ -3,6 +3,17 @@
 
 use std::io;
 
+/// `EIO`: what the host has differs from what is sealed (the errno of a failed fs-verity
+/// check), or there is no verified way to answer.
+pub(crate) fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+/// Any other errno decided at this boundary.
+pub(crate) fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
 /// `EROFS`: the share is read-only.
 pub(crate) fn erofs() -> io::Error {
     io::Error::from_raw_os_error(libc::EROFS)

@@ -9,11 +9,8 @@ use fuse_backend_rs::api::filesystem::{Context, DirEntry, Entry, FileSystem};
 use verity_manifest::EntryKind;
 
 use crate::binding::Bound;
+use crate::errno::eio;
 use crate::verity::Verity;
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
-}
 
 /// `e` without a node id (and without attribute caching): the guest lists the name and
 /// looks it up itself when it needs it.

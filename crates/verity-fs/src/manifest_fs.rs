@@ -37,7 +37,7 @@ use verity_merkle::ReadAt;
 use crate::budget::{Budget, FsLimits};
 use crate::config::CacheMode;
 use crate::content::{ContentDir, FileId, HostFile};
-use crate::errno::erofs;
+use crate::errno::{eio, erofs, errno};
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::manifest_attr::{
@@ -56,14 +56,6 @@ use crate::xattr::{is_reserved, list_reply, value_reply};
 /// Directory offsets 1 and 2 are `.` and `..`; a child at manifest position `i` has offset
 /// `i + FIRST_CHILD_OFFSET`, so a listing resumes at any child without a cursor.
 const FIRST_CHILD_OFFSET: u64 = 3;
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
-}
-
-fn errno(e: i32) -> io::Error {
-    io::Error::from_raw_os_error(e)
-}
 
 /// One name of a directory listing.
 #[derive(Debug, Clone, Copy)]

@@ -17,6 +17,7 @@ use verity_manifest::{join, Entry, EntryKind, Manifest};
 use verity_merkle::DEFAULT_CACHE_BLOCKS;
 
 use crate::binding::{check_attr, is_component, Bindings, Bound};
+use crate::errno::eio;
 use crate::tree_store::TreeStore;
 use crate::trees::Trees;
 use crate::warn_ratelimited;
@@ -85,10 +86,6 @@ pub struct Verity {
     pub(crate) bindings: Bindings,
     pub(crate) trees: Trees,
     failures: AtomicU64,
-}
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
 }
 
 impl Verity {

@@ -35,7 +35,7 @@ use fuse_backend_rs::transport::FsCacheReqHandler;
 
 use crate::binding::Bound;
 use crate::budget::{Budget, FsLimits};
-use crate::errno::{enosys, erofs, replace_enosys};
+use crate::errno::{eio, enosys, erofs, replace_enosys};
 use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
@@ -62,10 +62,6 @@ pub struct VerityFs<F> {
     /// Open flags of every handle: reads pass these, never the guest's (see
     /// [`crate::open_handles`]).
     handles: OpenHandles,
-}
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
 }
 
 impl<F> VerityFs<F> {
