@@ -9,7 +9,8 @@
  *                                        (pread; exit status = errno on failure)
  *   vtest mutate DIR FILE SUBDIR         try every mutation; one line "OP ERRNO" each
  *   vtest measure FILE                   FS_IOC_MEASURE_VERITY  -> "ok ALG HEX" | "errno N"
- *   vtest flags FILE                     FS_IOC_GETFLAGS        -> "ok 0xFLAGS verity=0|1" | "errno N"
+ *   vtest flags FILE                     FS_IOC_GETFLAGS        -> "ok 0xFLAGS verity=0|1" | "errno N",
+ *                                        then FS_IOC_FSGETXATTR -> " xflags=0xX" | " xflags=errnoN"
  *   vtest getxattr PATH NAME             lgetxattr -> "ok VALUE" | "errno N"
  *   vtest gen SEED SIZE                  SIZE deterministic pseudo-random bytes to stdout
  *   vtest seqread FILE [BS]              sequential read; prints bytes, seconds, MB/s
@@ -229,9 +230,15 @@ static int flags(const char *path)
         return fail("open", path);
     int fl = 0;
     if (ioctl(fd, FS_IOC_GETFLAGS, &fl) != 0)
-        printf("errno %d\n", errno);
+        printf("errno %d", errno);
     else
-        printf("ok 0x%x verity=%d\n", (unsigned)fl, !!(fl & FS_VERITY_FL));
+        printf("ok 0x%x verity=%d", (unsigned)fl, !!(fl & FS_VERITY_FL));
+    struct fsxattr fx;
+    memset(&fx, 0, sizeof(fx));
+    if (ioctl(fd, FS_IOC_FSGETXATTR, &fx) != 0)
+        printf(" xflags=errno%d\n", errno);
+    else
+        printf(" xflags=0x%x\n", (unsigned)fx.fsx_xflags);
     close(fd);
     return 0;
 }

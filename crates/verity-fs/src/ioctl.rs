@@ -4,8 +4,9 @@
 //!
 //! Host ioctls are never forwarded: the inner filesystem is not asked, so a guest cannot reach
 //! host-side ioctls on the shared files. Supported: `FS_IOC_MEASURE_VERITY` (the digest from
-//! the manifest), `FS_IOC_GETFLAGS` (`FS_VERITY_FL` on verified files) and
-//! `FS_IOC_ENABLE_VERITY` (refused with `EROFS`). Everything else is `ENOTTY`. Unrestricted
+//! the manifest), `FS_IOC_GETFLAGS` (`FS_VERITY_FL` on verified files), `FS_IOC_FSGETXATTR`
+//! (`FS_XFLAG_VERITY` in `fsx_xflags` on verified files), and `FS_IOC_ENABLE_VERITY` and
+//! `FS_IOC_FSSETXATTR` (refused with `EROFS`). Everything else is `ENOTTY`. Unrestricted
 //! ioctls (`FUSE_IOCTL_UNRESTRICTED`, which only CUSE uses; the server would have to ask for
 //! retries with its own iovecs) are `EPERM`, and no reply ever carries `FUSE_IOCTL_RETRY`.
 //!
@@ -31,6 +32,15 @@ pub const FS_IOC32_GETFLAGS: u32 = 0x8004_6601;
 /// `FS_VERITY_FL` in the GETFLAGS word.
 pub const FS_VERITY_FL: u32 = 0x0010_0000;
 
+/// `FS_IOC_FSGETXATTR` (`_IOR('X', 31, struct fsxattr)`).
+pub const FS_IOC_FSGETXATTR: u32 = 0x801c_581f;
+/// `FS_IOC_FSSETXATTR` (`_IOW('X', 32, struct fsxattr)`).
+pub const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
+/// `FS_XFLAG_VERITY` in `fsx_xflags`, as new kernels define it.
+pub const FS_XFLAG_VERITY: u32 = 0x0002_0000;
+/// `sizeof(struct fsxattr)`.
+const FSXATTR_SIZE: usize = 28;
+
 /// `FUSE_IOCTL_UNRESTRICTED` in `fuse_ioctl_in.flags`.
 pub const FUSE_IOCTL_UNRESTRICTED: u32 = 1 << 1;
 
@@ -38,6 +48,17 @@ pub const FUSE_IOCTL_UNRESTRICTED: u32 = 1 << 1;
 const DIGEST_HEADER: usize = 4;
 
 static VERITY_FLAGS: [u8; 4] = FS_VERITY_FL.to_le_bytes();
+/// `struct fsxattr` of a verity file: `fsx_xflags = FS_XFLAG_VERITY`, everything else zero.
+static VERITY_FSXATTR: [u8; FSXATTR_SIZE] = {
+    let mut b = [0u8; FSXATTR_SIZE];
+    let x = FS_XFLAG_VERITY.to_le_bytes();
+    b[0] = x[0];
+    b[1] = x[1];
+    b[2] = x[2];
+    b[3] = x[3];
+    b
+};
+static NO_FSXATTR: [u8; FSXATTR_SIZE] = [0; FSXATTR_SIZE];
 static NO_FLAGS: [u8; 4] = [0; 4];
 
 /// One FUSE_IOCTL request, as the server decoded it.
@@ -90,7 +111,21 @@ pub(crate) fn handle_ioctl<'a>(
                 data: Some(word),
             })
         }
-        FS_IOC_ENABLE_VERITY => fail(libc::EROFS),
+        FS_IOC_FSGETXATTR => {
+            if (req.out_size as usize) < FSXATTR_SIZE {
+                return fail(libc::EINVAL);
+            }
+            let x: &'static [u8] = if target.measure.is_some() {
+                &VERITY_FSXATTR
+            } else {
+                &NO_FSXATTR
+            };
+            Ok(IoctlData {
+                result: 0,
+                data: Some(x),
+            })
+        }
+        FS_IOC_ENABLE_VERITY | FS_IOC_FSSETXATTR => fail(libc::EROFS),
         _ => {
             log::debug!(
                 "ioctl cmd={:#x} flags={:#x} in_len={} out_size={}: not supported",
@@ -132,6 +167,28 @@ fn measure<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fsgetxattr_reports_the_verity_xflag() {
+        let reply = [0u8; 36];
+        let verity = IoctlTarget {
+            measure: Some(&reply),
+        };
+        let got = handle_ioctl(req(FS_IOC_FSGETXATTR, 28), &[], verity).unwrap();
+        let data = got.data.unwrap();
+        assert_eq!((got.result, data.len()), (0, 28));
+        assert_eq!(
+            u32::from_le_bytes(data[..4].try_into().unwrap()),
+            FS_XFLAG_VERITY
+        );
+        assert!(data[4..].iter().all(|&b| b == 0));
+        let plain = handle_ioctl(req(FS_IOC_FSGETXATTR, 28), &[], IoctlTarget::default()).unwrap();
+        assert_eq!(plain.data.unwrap(), &[0u8; 28][..]);
+        let short = handle_ioctl(req(FS_IOC_FSGETXATTR, 27), &[], verity).unwrap();
+        assert_eq!((short.result, short.data), (-libc::EINVAL, None));
+        let set = handle_ioctl(req(FS_IOC_FSSETXATTR, 0), &[0; 28], verity).unwrap();
+        assert_eq!((set.result, set.data), (-libc::EROFS, None));
+    }
 
     fn req(cmd: u32, out_size: u32) -> IoctlRequest {
         IoctlRequest {

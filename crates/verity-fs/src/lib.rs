@@ -49,8 +49,9 @@ pub use config::{new_passthrough, passthrough_config, CacheMode, FsConfig, FsCon
 pub use content::ContentDir;
 pub use init::{negotiate_init, ADDED_INIT_FLAGS, FORBIDDEN_INIT_FLAGS};
 pub use ioctl::{
-    FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_GETFLAGS, FS_IOC_MEASURE_VERITY,
-    FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL, FUSE_IOCTL_UNRESTRICTED,
+    FS_IOC32_GETFLAGS, FS_IOC_ENABLE_VERITY, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FS_IOC_GETFLAGS,
+    FS_IOC_MEASURE_VERITY, FS_IOC_READ_VERITY_METADATA, FS_VERITY_FL, FS_XFLAG_VERITY,
+    FUSE_IOCTL_UNRESTRICTED,
 };
 pub use manifest_fs::ManifestFs;
 pub use names::check_name;
