@@ -18,6 +18,7 @@
 //! defaults), in the daemon and in `verityctl mount`. The diagnostic modes (`--verity=audit`,
 //! `--unlisted=allow`) serve host objects and keep [`crate::VerityFs`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::File;
@@ -197,12 +198,13 @@ impl ManifestFs {
         self.verity.manifest().entries().len()
     }
 
-    /// The entry at position `index`: the manifest's, then [`META_DIR`](crate::META_DIR)'s.
-    fn at(&self, index: usize) -> Option<&Entry> {
+    /// The entry at position `index`: the manifest's, then [`META_DIR`](crate::META_DIR)'s
+    /// (derived from the manifest when asked for).
+    fn at(&self, index: usize) -> Option<Cow<'_, Entry>> {
         let n = self.listed();
         match index.checked_sub(n) {
-            None => self.verity.entry(index),
-            Some(i) => self.meta.as_ref()?.entries().get(i),
+            None => self.verity.entry(index).map(Cow::Borrowed),
+            Some(i) => self.meta.as_ref()?.entry(self.verity.manifest(), i),
         }
     }
 
@@ -210,18 +212,19 @@ impl ManifestFs {
     fn position(&self, path: &[u8]) -> Option<usize> {
         self.verity.manifest().position(path).or_else(|| {
             let meta = self.meta.as_ref()?;
-            meta.position(path).map(|i| i + self.listed())
+            meta.position(self.verity.manifest(), path)
+                .map(|i| i + self.listed())
         })
     }
 
     /// The entry of `inode`; `ENOENT` for a number never given out.
-    fn entry(&self, inode: u64) -> io::Result<(usize, &Entry)> {
+    fn entry(&self, inode: u64) -> io::Result<(usize, Cow<'_, Entry>)> {
         let index = index_of(inode).ok_or_else(|| errno(libc::ENOENT))?;
         let e = self.at(index).ok_or_else(|| errno(libc::ENOENT))?;
         Ok((index, e))
     }
 
-    fn dir(&self, inode: u64) -> io::Result<(usize, &Entry)> {
+    fn dir(&self, inode: u64) -> io::Result<(usize, Cow<'_, Entry>)> {
         let (i, e) = self.entry(inode)?;
         if e.kind != EntryKind::Directory {
             return Err(errno(libc::ENOTDIR));
@@ -238,18 +241,24 @@ impl ManifestFs {
     /// (`/a-b` sorts between `/a` and `/a/x`).
     fn children_from<'a>(
         &'a self,
+        dir_index: usize,
         dir: &'a Entry,
         from: usize,
-    ) -> impl Iterator<Item = (usize, &'a Entry)> + 'a {
+    ) -> Box<dyn Iterator<Item = (usize, Cow<'a, Entry>)> + 'a> {
         let n = self.listed();
-        // The reserved directory is found by LOOKUP but not listed in the root, so a listing
-        // (and `find`, `tar`) of the share is exactly the sealed tree.
-        let meta = match &self.meta {
-            Some(m) if dir.path != b"/" => m.entries(),
-            _ => &[][..],
-        };
-        children_of(self.verity.manifest().entries(), 0, dir, from)
-            .chain(children_of(meta, n, dir, from))
+        match (&self.meta, dir_index.checked_sub(n)) {
+            // A directory of the reserved tree: derived from the manifest.
+            (Some(meta), Some(i)) => Box::new(
+                meta.children(self.verity.manifest(), i, from.saturating_sub(n))
+                    .map(move |(j, e)| (j + n, e)),
+            ),
+            // The reserved directory is found by LOOKUP but not listed in the root, so a
+            // listing (and `find`, `tar`) of the share is exactly the sealed tree.
+            _ => Box::new(
+                children_of(self.verity.manifest().entries(), dir, from)
+                    .map(|(i, e)| (i, Cow::Borrowed(e))),
+            ),
+        }
     }
 
     /// The position of `dir`'s parent (the root's parent is the root).
@@ -267,7 +276,7 @@ impl ManifestFs {
     ) -> io::Result<()> {
         let (index, dir) = self.dir(inode)?;
         let dot_type = u32::from(libc::DT_DIR);
-        let dots = [(index, &b"."[..]), (self.parent_index(dir), b"..")];
+        let dots = [(index, &b"."[..]), (self.parent_index(&dir), b"..")];
         for (off, (index, name)) in (1..).zip(dots) {
             let item = Listed {
                 offset: off,
@@ -282,7 +291,7 @@ impl ManifestFs {
         // The first child sorts right after the directory itself.
         let from =
             usize::try_from(offset.saturating_sub(FIRST_CHILD_OFFSET - 1)).unwrap_or(usize::MAX);
-        for (i, e) in self.children_from(dir, from) {
+        for (i, e) in self.children_from(index, &dir, from) {
             let item = Listed {
                 offset: i as u64 + FIRST_CHILD_OFFSET,
                 index: i,
@@ -345,7 +354,7 @@ impl ManifestFs {
     /// Opens a file of [`META_DIR`](crate::META_DIR) (`index` past the manifest's entries).
     fn open_meta(&self, index: usize, e: &Entry) -> io::Result<OpenFile> {
         let meta = self.meta.as_ref().ok_or_else(eio)?;
-        let content = match meta.kind(index - self.listed()) {
+        let content = match meta.kind(self.verity.manifest(), index - self.listed()) {
             Some(MetaKind::Manifest) => {
                 MetaContent::Bytes(meta.manifest_bytes(self.verity.manifest()))
             }
@@ -374,9 +383,9 @@ impl ManifestFs {
             _ => return Err(eio()),
         }
         let open = if index < self.listed() {
-            self.open_content(index, e)?
+            self.open_content(index, &e)?
         } else {
-            self.open_meta(index, e)?
+            self.open_meta(index, &e)?
         };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.files().insert(handle, Arc::new(open));
@@ -412,12 +421,10 @@ fn read_meta(
     Ok(n)
 }
 
-/// The children of directory `dir` in `entries` (sorted by path, positions from `base`) at or
-/// after position `from`. Descendants of `/a` are contiguous from the first path starting `/a/`
+/// The children of directory `dir` in `entries` (sorted by path) at or after position `from`. Descendants of `/a` are contiguous from the first path starting `/a/`
 /// (`/a-b` sorts between `/a` and `/a/x`).
 fn children_of<'a>(
     entries: &'a [Entry],
-    base: usize,
     dir: &'a Entry,
     from: usize,
 ) -> impl Iterator<Item = (usize, &'a Entry)> + 'a {
@@ -431,12 +438,11 @@ fn children_of<'a>(
     entries
         .iter()
         .enumerate()
-        .skip(start.max(from.saturating_sub(base)))
+        .skip(start.max(from))
         // The root is its own prefix: it is never its own child.
         .filter(|(_, e)| e.path != b"/")
         .take_while(move |(_, e)| e.path.len() > prefix_len && e.path.starts_with(&prefix))
         .filter(move |(_, e)| !e.path[prefix_len..].contains(&b'/'))
-        .map(move |(i, e)| (i + base, e))
 }
 
 impl FileSystem for ManifestFs {
@@ -474,7 +480,7 @@ impl FileSystem for ManifestFs {
         let path = verity_manifest::join(&dir.path, name);
         let index = self.position(&path).ok_or_else(|| errno(libc::ENOENT))?;
         let e = self.at(index).ok_or_else(|| errno(libc::ENOENT))?;
-        Ok(self.fuse_entry(index, e))
+        Ok(self.fuse_entry(index, &e))
     }
 
     fn forget(&self, _ctx: &Context, _inode: u64, _count: u64) {}
@@ -488,7 +494,7 @@ impl FileSystem for ManifestFs {
         _handle: Option<u64>,
     ) -> io::Result<(stat64, Duration)> {
         let (index, e) = self.entry(inode)?;
-        Ok((stat_of(index, e, self.block_size), self.timeout))
+        Ok((stat_of(index, &e, self.block_size), self.timeout))
     }
 
     fn readlink(&self, _ctx: &Context, inode: u64) -> io::Result<Vec<u8>> {
@@ -503,7 +509,7 @@ impl FileSystem for ManifestFs {
         if mask & libc::W_OK as u32 != 0 {
             return Err(erofs());
         }
-        if may_access(ctx, e, mask) {
+        if may_access(ctx, &e, mask) {
             Ok(())
         } else {
             Err(errno(libc::EACCES))
@@ -565,7 +571,7 @@ impl FileSystem for ManifestFs {
             let Some(e) = self.at(l.index) else {
                 return Ok(1);
             };
-            let mut entry = self.fuse_entry(l.index, e);
+            let mut entry = self.fuse_entry(l.index, &e);
             if l.offset < FIRST_CHILD_OFFSET {
                 // `.` and `..` go out without a node id: the kernel takes no reference for them.
                 entry.inode = 0;
@@ -658,7 +664,8 @@ impl FileSystem for ManifestFs {
             Content::Verified { file, verifier } => (file, verifier),
             Content::Meta(meta) => return read_meta(meta, w, size, offset),
         };
-        let path = self.at(open.index).map_or(&b"?"[..], |e| &e.path);
+        // Only manifest files are verified: their entries are borrowed, never built.
+        let path = self.verity.entry(open.index).map_or(&b"?"[..], |e| &e.path);
         let on_failure = |e: &ReadFailure| {
             self.verity.record_failure(format_args!(
                 "{}: read of {size} bytes at {offset}: {e}",

@@ -21,7 +21,7 @@
 //! The entries are synthetic [`Entry`] values (read-only, owned by root) placed after the
 //! manifest's, so inode numbers and directory offsets stay one sequence.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fs::File;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -50,12 +50,22 @@ pub(crate) enum MetaKind {
     },
 }
 
-/// The synthetic entries of [`META_DIR`].
+/// Positions of the fixed entries; tree `k` is at `TREES_FIRST + k`.
+const ROOT: usize = 0;
+const MANIFEST: usize = 1;
+const TREES: usize = 2;
+const TREES_ALG: usize = 3;
+const TREES_FIRST: usize = 4;
+
+/// The entries of [`META_DIR`]: four fixed ones, then one per distinct file digest, derived
+/// from the manifest when asked for (8 bytes each here: the manifest position of the first
+/// file with that digest, sorted by digest).
 #[derive(Debug)]
 pub(crate) struct ShareMeta {
-    /// Sorted by path, like a manifest's entries.
-    entries: Vec<Entry>,
-    kinds: Vec<MetaKind>,
+    fixed: [Entry; TREES_FIRST],
+    /// `/.verityfsd/trees/ALG/`.
+    tree_prefix: Vec<u8>,
+    trees: Vec<usize>,
     manifest_bytes: Mutex<Option<Weak<[u8]>>>,
 }
 
@@ -69,9 +79,9 @@ fn dir(path: String) -> Entry {
     }
 }
 
-fn file(path: String, size: u64, digest: FileDigest) -> Entry {
+fn file(path: Vec<u8>, size: u64, digest: FileDigest) -> Entry {
     Entry {
-        path: path.into_bytes(),
+        path,
         kind: EntryKind::File { size, digest },
         mode: 0o444,
         uid: 0,
@@ -90,74 +100,111 @@ impl ShareMeta {
             );
             return None;
         }
-        let params = manifest.params();
-        let digests: BTreeMap<String, (FileDigest, u64)> = manifest
+        let mut trees: Vec<usize> = manifest
             .entries()
             .iter()
-            .filter_map(|e| match &e.kind {
-                EntryKind::File { size, digest } => {
-                    Some((hex::encode(digest.as_bytes()), (*digest, *size)))
-                }
-                _ => None,
-            })
+            .enumerate()
+            .filter(|(_, e)| matches!(e.kind, EntryKind::File { .. }))
+            .map(|(i, _)| i)
             .collect();
-        let alg = params.algorithm().name();
-        // A placeholder digest for the entries that are not trees (never reported: see
-        // `ManifestFs`, which answers digest requests only for manifest entries).
-        let any = *manifest.digest();
-        let mut entries = vec![
+        trees.sort_by(|a, b| digest_bytes(manifest, *a).cmp(digest_bytes(manifest, *b)));
+        trees.dedup_by(|a, b| digest_bytes(manifest, *a) == digest_bytes(manifest, *b));
+        trees.shrink_to_fit();
+        let alg = manifest.params().algorithm().name();
+        // A placeholder digest for the manifest file (never reported: `ManifestFs` answers
+        // digest requests only for manifest entries).
+        let fixed = [
             dir(root.clone()),
             file(
-                format!("{root}/{MANIFEST_NAME}"),
+                format!("{root}/{MANIFEST_NAME}").into_bytes(),
                 manifest.encoded_len() as u64,
-                any,
+                *manifest.digest(),
             ),
             dir(format!("{root}/{TREES_NAME}")),
             dir(format!("{root}/{TREES_NAME}/{alg}")),
         ];
-        let mut kinds = vec![
-            MetaKind::Directory,
-            MetaKind::Manifest,
-            MetaKind::Directory,
-            MetaKind::Directory,
-        ];
-        for (hex, (digest, size)) in digests {
-            let Ok(g) = Geometry::new(params, size) else {
-                continue;
-            };
-            let blob = DESCRIPTOR_SIZE as u64 + g.tree_size();
-            entries.push(file(
-                format!("{root}/{TREES_NAME}/{alg}/{hex}"),
-                blob,
-                digest,
-            ));
-            kinds.push(MetaKind::Tree {
-                digest,
-                data_size: size,
-            });
-        }
         Some(ShareMeta {
-            entries,
-            kinds,
+            fixed,
+            tree_prefix: format!("{root}/{TREES_NAME}/{alg}/").into_bytes(),
+            trees,
             manifest_bytes: Mutex::new(None),
         })
     }
 
-    /// The entries, sorted by path.
-    pub(crate) fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// How many entries there are.
+    pub(crate) fn len(&self) -> usize {
+        TREES_FIRST + self.trees.len()
+    }
+
+    /// The digest and size of tree `k`.
+    fn tree(&self, manifest: &Manifest, k: usize) -> Option<(FileDigest, u64)> {
+        let e = manifest.entries().get(*self.trees.get(k)?)?;
+        Some((*e.digest()?, e.size()))
+    }
+
+    /// Entry `i`: a fixed one borrowed, a tree's built from the manifest.
+    pub(crate) fn entry<'a>(&'a self, manifest: &Manifest, i: usize) -> Option<Cow<'a, Entry>> {
+        if let Some(e) = self.fixed.get(i) {
+            return Some(Cow::Borrowed(e));
+        }
+        let (digest, size) = self.tree(manifest, i - TREES_FIRST)?;
+        let blob =
+            DESCRIPTOR_SIZE as u64 + Geometry::new(manifest.params(), size).ok()?.tree_size();
+        let mut path = self.tree_prefix.clone();
+        path.extend_from_slice(digest.to_hex().as_bytes());
+        Some(Cow::Owned(file(path, blob, digest)))
     }
 
     /// What entry `i` serves.
-    pub(crate) fn kind(&self, i: usize) -> Option<MetaKind> {
-        self.kinds.get(i).copied()
+    pub(crate) fn kind(&self, manifest: &Manifest, i: usize) -> Option<MetaKind> {
+        match i {
+            MANIFEST => Some(MetaKind::Manifest),
+            ROOT | TREES | TREES_ALG => Some(MetaKind::Directory),
+            _ => {
+                let (digest, data_size) = self.tree(manifest, i - TREES_FIRST)?;
+                Some(MetaKind::Tree { digest, data_size })
+            }
+        }
     }
 
     /// The position of `path` among the entries.
-    pub(crate) fn position(&self, path: &[u8]) -> Option<usize> {
-        self.entries
-            .binary_search_by(|e| e.path.as_slice().cmp(path))
+    pub(crate) fn position(&self, manifest: &Manifest, path: &[u8]) -> Option<usize> {
+        if let Some(i) = self.fixed.iter().position(|e| e.path == path) {
+            return Some(i);
+        }
+        let hex = path.strip_prefix(self.tree_prefix.as_slice())?;
+        let want: FileDigest = std::str::from_utf8(hex)
             .ok()
+            .map(|h| format!("{}:{h}", manifest.params().algorithm().name()))?
+            .parse()
+            .ok()?;
+        if want.to_hex().as_bytes() != hex {
+            // Only the canonical (lowercase) name is an entry.
+            return None;
+        }
+        self.trees
+            .binary_search_by(|&i| digest_bytes(manifest, i).cmp(want.as_bytes()))
+            .ok()
+            .map(|k| TREES_FIRST + k)
+    }
+
+    /// The children of directory entry `dir` at or after entry `from`, with their positions.
+    pub(crate) fn children<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        dir: usize,
+        from: usize,
+    ) -> impl Iterator<Item = (usize, Cow<'a, Entry>)> + 'a {
+        let range = match dir {
+            ROOT => MANIFEST..TREES + 1,
+            TREES => TREES_ALG..TREES_ALG + 1,
+            TREES_ALG => TREES_FIRST..self.len(),
+            _ => 0..0,
+        };
+        let start = range.start.max(from);
+        (start..range.end)
+            .filter(move |&i| dir != ROOT || i != TREES_ALG)
+            .filter_map(move |i| self.entry(manifest, i).map(|e| (i, e)))
     }
 
     /// The manifest's bytes, encoded once for all concurrent opens.
@@ -173,6 +220,13 @@ impl ShareMeta {
         *cached = Some(Arc::downgrade(&bytes));
         bytes
     }
+}
+
+/// The digest bytes of manifest entry `i` (empty for a non-file).
+fn digest_bytes(manifest: &Manifest, i: usize) -> &[u8] {
+    manifest.entries()[i]
+        .digest()
+        .map_or(&[][..], |d| d.as_bytes())
 }
 
 /// The content of an open synthetic file.
@@ -209,8 +263,8 @@ mod tests {
                 entry(
                     "/a",
                     EntryKind::File {
-                        size: 5,
-                        digest: d(1),
+                        size: 1 << 20,
+                        digest: d(2),
                     },
                 ),
                 entry(
@@ -223,18 +277,16 @@ mod tests {
                 entry(
                     "/c",
                     EntryKind::File {
-                        size: 1 << 20,
-                        digest: d(2),
+                        size: 5,
+                        digest: d(1),
                     },
                 ),
             ],
         )
         .unwrap();
         let meta = ShareMeta::new(&m).unwrap();
-        let paths: Vec<String> = meta
-            .entries()
-            .iter()
-            .map(|e| String::from_utf8(e.path.clone()).unwrap())
+        let paths: Vec<String> = (0..meta.len())
+            .map(|i| String::from_utf8(meta.entry(&m, i).unwrap().path.clone()).unwrap())
             .collect();
         let h = |b: u8| hex::encode([b; 32]);
         assert_eq!(
@@ -249,9 +301,29 @@ mod tests {
             ]
         );
         assert!(paths.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()));
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(meta.position(&m, p.as_bytes()), Some(i), "{p}");
+        }
+        assert_eq!(
+            meta.position(&m, format!("/.verityfsd/trees/sha256/{}", h(3)).as_bytes()),
+            None
+        );
+        assert_eq!(meta.position(&m, b"/.verityfsd/trees/sha256/zz"), None);
         // 1 MiB at 4 KiB/SHA-256: 256 hashes fill two level-0 blocks, plus the root block.
-        assert_eq!(meta.entries()[5].size(), 256 + 3 * 4096);
-        assert_eq!(meta.entries()[1].size(), m.encoded_len() as u64);
+        assert_eq!(meta.entry(&m, 5).unwrap().size(), 256 + 3 * 4096);
+        assert_eq!(meta.entry(&m, 1).unwrap().size(), m.encoded_len() as u64);
+        assert_eq!(
+            meta.kind(&m, 4),
+            Some(MetaKind::Tree {
+                digest: d(1),
+                data_size: 5
+            })
+        );
+        let children = |dir| -> Vec<usize> { meta.children(&m, dir, 0).map(|(i, _)| i).collect() };
+        assert_eq!(children(ROOT), [MANIFEST, TREES]);
+        assert_eq!(children(TREES), [TREES_ALG]);
+        assert_eq!(children(TREES_ALG), [4, 5]);
+        assert_eq!(meta.children(&m, TREES_ALG, 5).count(), 1);
         assert_eq!(&*meta.manifest_bytes(&m), &m.to_bytes()[..]);
         // A manifest that lists the name itself gets nothing added.
         let taken = Manifest::new(
