@@ -97,34 +97,8 @@ pub(crate) fn handle_ioctl<'a>(
     }
     match req.cmd {
         FS_IOC_MEASURE_VERITY => measure(req, input, target),
-        FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => {
-            if req.out_size < 4 {
-                return fail(libc::EINVAL);
-            }
-            let word: &'static [u8] = if target.measure.is_some() {
-                &VERITY_FLAGS
-            } else {
-                &NO_FLAGS
-            };
-            Ok(IoctlData {
-                result: 0,
-                data: Some(word),
-            })
-        }
-        FS_IOC_FSGETXATTR => {
-            if (req.out_size as usize) < FSXATTR_SIZE {
-                return fail(libc::EINVAL);
-            }
-            let x: &'static [u8] = if target.measure.is_some() {
-                &VERITY_FSXATTR
-            } else {
-                &NO_FSXATTR
-            };
-            Ok(IoctlData {
-                result: 0,
-                data: Some(x),
-            })
-        }
+        FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => verity_word(req, target, &VERITY_FLAGS, &NO_FLAGS),
+        FS_IOC_FSGETXATTR => verity_word(req, target, &VERITY_FSXATTR, &NO_FSXATTR),
         FS_IOC_ENABLE_VERITY | FS_IOC_FSSETXATTR => fail(libc::EROFS),
         _ => {
             log::debug!(
@@ -137,6 +111,28 @@ pub(crate) fn handle_ioctl<'a>(
             Err(enotty())
         }
     }
+}
+
+/// A fixed-size reply that says whether the file is a verity file (`verity` or `plain`, both
+/// of the struct's size); `EINVAL` when the guest's buffer is smaller.
+fn verity_word<'a>(
+    req: IoctlRequest,
+    target: IoctlTarget<'_>,
+    verity: &'static [u8],
+    plain: &'static [u8],
+) -> io::Result<IoctlData<'a>> {
+    if (req.out_size as usize) < verity.len() {
+        return fail(libc::EINVAL);
+    }
+    let data = if target.measure.is_some() {
+        verity
+    } else {
+        plain
+    };
+    Ok(IoctlData {
+        result: 0,
+        data: Some(data),
+    })
 }
 
 /// `FS_IOC_MEASURE_VERITY` as Linux 6.10+ forwards it: `in_size == out_size == 4 + D`.

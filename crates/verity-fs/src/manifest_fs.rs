@@ -45,7 +45,7 @@ use crate::manifest_attr::{
     dirent_type, entry_of, index_of, inode_of, may_access, stat_of, statfs_of,
 };
 use crate::names::check_name;
-use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::open_flags::{check_open_flags, create_as_open};
 use crate::read_only::refuse_mutations;
 use crate::share_meta::{MetaContent, MetaKind, ShareMeta};
 use crate::size_caps::{check_io_size, check_xattr_size};
@@ -68,6 +68,18 @@ struct Listed<'a> {
     name: &'a [u8],
     /// `d_type`.
     type_: u32,
+}
+
+impl<'a> Listed<'a> {
+    /// The FUSE directory entry of this name.
+    fn dirent(&self) -> DirEntry<'a> {
+        DirEntry {
+            ino: inode_of(self.index),
+            offset: self.offset,
+            type_: self.type_,
+            name: self.name,
+        }
+    }
 }
 
 /// One open regular file.
@@ -547,14 +559,7 @@ impl FileSystem for ManifestFs {
         add_entry: &mut dyn FnMut(DirEntry) -> io::Result<usize>,
     ) -> io::Result<()> {
         check_io_size(size)?;
-        self.list(inode, offset, &mut |l| {
-            add_entry(DirEntry {
-                ino: inode_of(l.index),
-                offset: l.offset,
-                type_: l.type_,
-                name: l.name,
-            })
-        })
+        self.list(inode, offset, &mut |l| add_entry(l.dirent()))
     }
 
     fn readdirplus(
@@ -578,13 +583,7 @@ impl FileSystem for ManifestFs {
                 entry.attr_timeout = Duration::ZERO;
                 entry.entry_timeout = Duration::ZERO;
             }
-            let dirent = DirEntry {
-                ino: inode_of(l.index),
-                offset: l.offset,
-                type_: l.type_,
-                name: l.name,
-            };
-            add_entry(dirent, entry)
+            add_entry(l.dirent(), entry)
         })
     }
 
@@ -627,17 +626,7 @@ impl FileSystem for ManifestFs {
         name: &CStr,
         args: CreateIn,
     ) -> io::Result<(FuseEntry, Option<u64>, OpenOptions, Option<u32>)> {
-        // As in the passthrough-backed share: nothing can be created, but an O_CREAT open
-        // (read-only, without O_EXCL) of a listed name is a plain open.
-        let flags = check_create_flags(args.flags)?;
-        check_name(name).map_err(|_| erofs())?;
-        let entry = match self.lookup(ctx, parent, name) {
-            Ok(entry) => entry,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),
-            Err(e) => return Err(e),
-        };
-        let (handle, opts, passthrough) = self.open(ctx, entry.inode, flags, args.fuse_flags)?;
-        Ok((entry, handle, opts, passthrough))
+        create_as_open(self, ctx, parent, name, args)
     }
 
     fn read(

@@ -5,9 +5,44 @@
 //! behaviour of a read-only mount: anything that could modify the file or the directory is
 //! refused with `EROFS`.
 
+use std::ffi::CStr;
 use std::io;
 
+use fuse_backend_rs::abi::fuse_abi::CreateIn;
+use fuse_backend_rs::api::filesystem::{Context, Entry, FileSystem, OpenOptions};
+
 use crate::errno::erofs;
+use crate::names::check_name;
+
+/// CREATE on a read-only share, through `fs`'s own LOOKUP and OPEN (so its checks apply).
+///
+/// The guest sends CREATE for names it believes are missing. Nothing can be created, but an
+/// `O_CREAT` open (without `O_EXCL`, read-only) of a name that does exist is served as a plain
+/// open, like virtiofsd's read-only mode; any other name is `EROFS`. When the open fails, the
+/// lookup reference is dropped again: the guest never learns the entry.
+pub(crate) fn create_as_open<F: FileSystem<Inode = u64, Handle = u64>>(
+    fs: &F,
+    ctx: &Context,
+    parent: u64,
+    name: &CStr,
+    args: CreateIn,
+) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
+    let flags = check_create_flags(args.flags)?;
+    // No file can exist under a name that is not a single component.
+    check_name(name).map_err(|_| erofs())?;
+    let entry = match fs.lookup(ctx, parent, name) {
+        Ok(entry) => entry,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),
+        Err(e) => return Err(e),
+    };
+    match fs.open(ctx, entry.inode, flags, args.fuse_flags) {
+        Ok((handle, opts, passthrough)) => Ok((entry, handle, opts, passthrough)),
+        Err(e) => {
+            fs.forget(ctx, entry.inode, 1);
+            Err(e)
+        }
+    }
+}
 
 /// Checks the flags of a FUSE OPEN / OPENDIR request.
 ///

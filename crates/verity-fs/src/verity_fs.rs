@@ -40,7 +40,7 @@ use crate::init::negotiate_init;
 use crate::ioctl::{handle_ioctl, IoctlRequest, IoctlTarget};
 use crate::listing;
 use crate::names::check_name;
-use crate::open_flags::{check_create_flags, check_open_flags};
+use crate::open_flags::{check_open_flags, create_as_open};
 use crate::open_handles::OpenHandles;
 use crate::read_only::refuse_mutations;
 use crate::size_caps::{check_io_size, check_xattr_size};
@@ -363,26 +363,7 @@ impl<F: FileSystem<Inode = u64, Handle = u64> + Sync> FileSystem for VerityFs<F>
         name: &CStr,
         args: CreateIn,
     ) -> io::Result<(Entry, Option<Self::Handle>, OpenOptions, Option<u32>)> {
-        // The guest sends CREATE for names it believes are missing. Nothing can be created,
-        // but an O_CREAT open (without O_EXCL, read-only) of a name that does exist on the
-        // host is served as a plain open, like virtiofsd's read-only mode.
-        let flags = check_create_flags(args.flags)?;
-        // No file can exist under a name that is not a single component.
-        check_name(name).map_err(|_| erofs())?;
-        // Through this layer's lookup and open, so that bindings and checks apply.
-        let entry = match self.lookup(ctx, parent, name) {
-            Ok(entry) => entry,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(erofs()),
-            Err(e) => return Err(e),
-        };
-        match self.open(ctx, entry.inode, flags, args.fuse_flags) {
-            Ok((handle, opts, passthrough)) => Ok((entry, handle, opts, passthrough)),
-            Err(e) => {
-                // Drop the lookup reference taken above: the guest never learns this entry.
-                self.forget(ctx, entry.inode, 1);
-                Err(e)
-            }
-        }
+        create_as_open(self, ctx, parent, name, args)
     }
 
     fn opendir(

@@ -244,6 +244,23 @@ impl Drop for Mounted {
     }
 }
 
+/// A temporary directory with an empty `src/` (the tree to seal) and `target/` (where it is
+/// mounted).
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, target) = (tmp.path().join("src"), tmp.path().join("target"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    (tmp, src, target)
+}
+
+/// Writes `manifest` to `<tmp>/manifest` and returns that path.
+fn write_manifest(tmp: &tempfile::TempDir, manifest: &Manifest) -> PathBuf {
+    let path = tmp.path().join("manifest");
+    std::fs::write(&path, manifest.to_bytes()).unwrap();
+    path
+}
+
 fn errno(r: io::Result<impl Sized>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
 }
@@ -288,8 +305,7 @@ fn verified_mount_serves_the_manifest_and_refuses_a_malicious_source() {
     std::os::unix::fs::symlink("a.txt", src.join("retargeted")).unwrap();
 
     let manifest = seal(&src, Some(&store));
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
 
     // The malicious host: change SOURCE after sealing.
     let mut flipped = big.clone();
@@ -426,17 +442,12 @@ fn without_a_tree_store_a_changed_file_is_eio_and_umount_ends_the_mount() {
     if !can_mount() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let target = tmp.path().join("target");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&target).unwrap();
+    let (tmp, src, target) = dirs();
     let data = random_bytes(5 * BLOCK + 1, 9);
     std::fs::write(src.join("good"), &data).unwrap();
     std::fs::write(src.join("bad"), &data).unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     let mut changed = data.clone();
     changed[2 * BLOCK] ^= 1;
     std::fs::write(src.join("bad"), &changed).unwrap();
@@ -458,15 +469,10 @@ fn sigint_unmounts_even_with_an_open_file() {
     if !can_mount() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let target = tmp.path().join("target");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&target).unwrap();
+    let (tmp, src, target) = dirs();
     std::fs::write(src.join("f"), b"data").unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     let mut m = Mounted::start(&manifest_path, manifest.digest(), None, &src, &target);
     let mut open = File::open(m.target.join("f")).unwrap();
     let status = m.signal("INT");
@@ -481,15 +487,10 @@ fn sigint_unmounts_even_with_an_open_file() {
 
 #[test]
 fn a_manifest_that_is_not_the_pinned_one_is_refused_with_exit_2() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let target = tmp.path().join("target");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&target).unwrap();
+    let (tmp, src, target) = dirs();
     std::fs::write(src.join("f"), b"data").unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     let wrong = format!("sha256:{}", "0".repeat(64));
     let out = verityctl()
         .arg("mount")
@@ -525,16 +526,11 @@ fn a_source_root_that_differs_from_the_manifest_is_mounted_as_sealed() {
     if !can_mount() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let target = tmp.path().join("target");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&target).unwrap();
+    let (tmp, src, target) = dirs();
     std::fs::write(src.join("f"), b"data").unwrap();
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o700)).unwrap();
     let m = Mounted::start(&manifest_path, manifest.digest(), None, &src, &target);
     // The root's mode is the manifest's, not the host's.
@@ -555,8 +551,7 @@ fn an_unsafe_source_or_a_target_inside_it_is_refused_and_detach_hides_the_source
     std::fs::create_dir(&target).unwrap();
     std::fs::write(src.join("f"), b"data").unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     let mount = |source: &Path, target: &Path, extra: &[&str]| {
         verityctl()
             .arg("mount")
@@ -744,16 +739,11 @@ fn target_is_nosuid_unless_allow_setuid() {
     if !can_mount() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let target = tmp.path().join("target");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::create_dir(&target).unwrap();
+    let (tmp, src, target) = dirs();
     std::fs::write(src.join("tool"), b"#!/bin/sh\n").unwrap();
     std::fs::set_permissions(src.join("tool"), std::fs::Permissions::from_mode(0o4755)).unwrap();
     let manifest = seal(&src, None);
-    let manifest_path = tmp.path().join("manifest");
-    std::fs::write(&manifest_path, manifest.to_bytes()).unwrap();
+    let manifest_path = write_manifest(&tmp, &manifest);
     let raw = RawSource::new(&src);
     let pin = manifest.digest().to_string();
     for (extra, nosuid) in [(None, true), (Some("--allow-setuid"), false)] {
